@@ -1,0 +1,3 @@
+from airochat.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The outside world: llama.cpp, the Hub, the terminal, files on disk."""

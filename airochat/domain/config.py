@@ -1,0 +1,119 @@
+"""Settings: the shipped defaults, the user's config.toml over them, command-line options on top."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from airochat.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.5
+    top_p: float = 1.0
+    top_k: int = 0
+    min_p: float = 0.0
+    repeat_penalty: float = 1.0
+    max_tokens: int = 2048
+    seed: int = -1
+
+    def validate(self) -> None:
+        if self.temperature < 0:
+            raise ConfigError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError("top_p must be in (0, 1]")
+        if self.top_k < 0:
+            raise ConfigError("top_k must be >= 0 (0 disables it)")
+        if not 0 <= self.min_p <= 1:
+            raise ConfigError("min_p must be in [0, 1]")
+        if self.repeat_penalty <= 0:
+            raise ConfigError("repeat_penalty must be > 0")
+        if self.max_tokens < 1:
+            raise ConfigError("max_tokens must be >= 1")
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = "gemma3-270m"
+    template: str = ""
+    system: str = ""
+    ctx: int = 0
+    threads: int = 0
+    history: bool = True
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def validate(self) -> None:
+        if self.ctx < 0:
+            raise ConfigError("ctx must be >= 0 (0 = the model's own)")
+        if self.threads < 0:
+            raise ConfigError("threads must be >= 0 (0 = physical cores)")
+        self.sampling.validate()
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Apply non-None overrides; sampling keys go to `sampling`."""
+        sampling_keys = {f.name for f in fields(Sampling)}
+        top = {k: v for k, v in overrides.items() if v is not None and k not in sampling_keys}
+        samp = {k: v for k, v in overrides.items() if v is not None and k in sampling_keys}
+        out = replace(self, **top, sampling=replace(self.sampling, **samp))
+        out.validate()
+        return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _apply(base: Settings, data: dict[str, Any], source: Path) -> Settings:
+    top_names = {f.name for f in fields(Settings)} - {"sampling"}
+    samp_names = {f.name for f in fields(Sampling)}
+    sampling = data.pop("sampling", {})
+    unknown = [k for k in data if k not in top_names]
+    if not isinstance(sampling, dict):
+        unknown.append("sampling")
+    else:
+        unknown += [f"sampling.{k}" for k in sampling if k not in samp_names]
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}")
+    try:
+        new_sampling = replace(base.sampling, **sampling)
+        out = replace(base, **data, sampling=new_sampling)
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    _check_types(out, source)
+    return out
+
+
+def _check_types(settings: Settings, source: Path) -> None:
+    for obj in (settings, settings.sampling):
+        for f in fields(obj):
+            value = getattr(obj, f.name)
+            expected = type(getattr(type(obj)(), f.name))
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+            if expected is not bool and isinstance(value, bool):
+                ok = False
+            if not ok:
+                raise ConfigError(
+                    f"{source}: {f.name} should be {expected.__name__}, got {value!r}"
+                )
+
+
+def load_settings(defaults: Path, user: Path | None) -> Settings:
+    """Shipped defaults, then the user's file if it exists."""
+    settings = _apply(Settings(), _read_toml(defaults), defaults)
+    if user is not None and user.exists():
+        settings = _apply(settings, _read_toml(user), user)
+    try:
+        settings.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{user or defaults}: {exc}") from None
+    return settings

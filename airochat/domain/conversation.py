@@ -1,0 +1,96 @@
+"""A chat as the model sees it: turns kept as token ids, so each prompt extends the last one.
+
+Every assistant reply is closed by the template's end-of-reply tokens (the EOS token) however it
+ended -- its own EOS, a stop string, the token limit, or Ctrl-C -- and the reply's tokens are kept
+exactly as generated. The next prompt is then the previous tokens plus the new turn's, which lets
+llama.cpp reuse its KV cache instead of re-reading the chat.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from airochat.domain.templates import Segment, Template, Tokenizer, encode, render
+
+
+@dataclass
+class Turn:
+    """One exchange. `prompt` is the turn's own part of the prompt (with the system prompt when it
+    opened the context), `reply_tokens` what the model generated, `end` what closes the reply."""
+
+    message: str
+    prompt: list[Segment]
+    prompt_tokens: list[int]
+    reply: str = ""
+    reply_tokens: list[int] = field(default_factory=list)
+    end: list[Segment] = field(default_factory=list)
+    end_tokens: list[int] = field(default_factory=list)
+    finish_reason: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.finish_reason)
+
+    def tokens(self) -> list[int]:
+        return [*self.prompt_tokens, *self.reply_tokens, *self.end_tokens]
+
+    def text(self) -> str:
+        return (
+            render([*self.prompt, self.reply, *self.end]) if self.complete else render(self.prompt)
+        )
+
+
+@dataclass
+class Conversation:
+    """The turns the model remembers. With `history` off, each turn stands alone: the system
+    prompt and that message only (the FastChat `--no-history` behaviour of the airoboros cards)."""
+
+    template: Template
+    system: str
+    history: bool = True
+    turns: list[Turn] = field(default_factory=list)
+
+    def _context_turns(self) -> list[Turn]:
+        if self.history:
+            return self.turns
+        return self.turns[-1:]
+
+    def begin_turn(self, message: str, tokenizer: Tokenizer) -> Turn:
+        """Render and tokenize the next user turn (not yet added)."""
+        opens = not self.history or not self.turns
+        segments = (
+            self.template.first_turn(self.system, message)
+            if opens
+            else self.template.next_turn(message)
+        )
+        return Turn(message=message, prompt=segments, prompt_tokens=encode(segments, tokenizer))
+
+    def prompt_tokens(self, turn: Turn) -> list[int]:
+        """Everything the model reads before replying to `turn`."""
+        before = self.turns if self.history else []
+        return [tok for t in before for tok in t.tokens()] + turn.prompt_tokens
+
+    def finish_turn(
+        self,
+        turn: Turn,
+        reply: str,
+        reply_tokens: list[int],
+        finish_reason: str,
+        tokenizer: Tokenizer,
+    ) -> None:
+        turn.reply = reply
+        turn.reply_tokens = list(reply_tokens)
+        turn.end = self.template.end_of_reply()
+        turn.end_tokens = encode(turn.end, tokenizer)
+        turn.finish_reason = finish_reason
+        self.turns.append(turn)
+
+    def tokens(self) -> list[int]:
+        return [tok for t in self._context_turns() for tok in t.tokens()]
+
+    def render(self) -> str:
+        """The exact text of the context so far, replies included, EOS shown as `</s>`."""
+        return "".join(t.text() for t in self._context_turns())
+
+    def reset(self) -> None:
+        self.turns.clear()

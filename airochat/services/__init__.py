@@ -1,0 +1,1 @@
+"""Use cases (chat session, model resolution, ...): no terminal, no typer."""
