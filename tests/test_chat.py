@@ -1,0 +1,88 @@
+"""The chat session on the real engine: token history, KV reuse, memory on and off."""
+
+from __future__ import annotations
+
+from airochat.adapters.engine import Done, LlamaEngine
+from airochat.domain.config import Sampling
+from airochat.domain.templates import get_template
+from airochat.services.chat import ChatSession
+
+SAMPLING = Sampling(temperature=0.0, max_tokens=6, seed=3)
+
+
+def session(engine: LlamaEngine, history: bool = True) -> ChatSession:
+    return ChatSession(engine, get_template("airoboros"), "A chat.", SAMPLING, history=history)
+
+
+def reply(chat: ChatSession, message: str) -> Done:
+    events = list(chat.send(message))
+    done = events[-1]
+    assert isinstance(done, Done)
+    return done
+
+
+def test_second_turn_reads_only_the_new_tokens(tiny_engine: LlamaEngine) -> None:
+    chat = session(tiny_engine)
+    first = reply(chat, "hello world")
+    assert first.prompt_eval_tokens == first.prompt_tokens  # cold: everything read
+
+    turn2 = chat.conversation.begin_turn("what is the capital", tiny_engine)
+    second = reply(chat, "what is the capital")
+    assert second.prompt_tokens == first.prompt_tokens + len(first.tokens) + 1 + len(
+        turn2.prompt_tokens
+    )
+    # Read: the new turn, the EOS that closed reply 1, and at most the last reply token
+    # (sampled but never fed back). Counted by llama.cpp, not computed by us.
+    assert second.prompt_eval_tokens <= len(turn2.prompt_tokens) + 2
+    assert second.prompt_eval_tokens < second.prompt_tokens / 2
+
+
+def test_history_tokens_are_exactly_what_was_generated(tiny_engine: LlamaEngine) -> None:
+    chat = session(tiny_engine)
+    done = reply(chat, "hello")
+    turn = chat.conversation.turns[0]
+    assert turn.reply_tokens == done.tokens
+    assert turn.end_tokens == [tiny_engine.eos_id]
+    assert chat.conversation.tokens()[-1] == tiny_engine.eos_id
+
+
+def test_prompt_text_shows_whole_chat_with_eos(tiny_engine: LlamaEngine) -> None:
+    chat = session(tiny_engine)
+    a = reply(chat, "hello")
+    b = reply(chat, "world")
+    assert chat.prompt_text() == (
+        f"A chat. USER: hello ASSISTANT: {a.text}</s>USER: world ASSISTANT: {b.text}</s>"
+    )
+
+
+def test_no_history_each_turn_stands_alone(tiny_engine: LlamaEngine) -> None:
+    chat = session(tiny_engine, history=False)
+    first = reply(chat, "hello")
+    second = reply(chat, "world")
+    assert second.prompt_tokens == len(
+        chat.conversation.begin_turn("world", tiny_engine).prompt_tokens
+    )
+    assert first.prompt_tokens == second.prompt_tokens  # same shape, no memory
+    assert chat.prompt_text() == f"A chat. USER: world ASSISTANT: {second.text}</s>"
+
+
+def test_reset_forgets(tiny_engine: LlamaEngine) -> None:
+    chat = session(tiny_engine)
+    reply(chat, "hello")
+    chat.reset()
+    assert chat.prompt_text() == ""
+    assert reply(chat, "hello").prompt_tokens == len(chat.conversation.turns[0].prompt_tokens)
+
+
+def test_stop_requested_mid_reply_keeps_the_turn(tiny_engine: LlamaEngine) -> None:
+    chat = ChatSession(
+        tiny_engine, get_template("airoboros"), "A chat.", Sampling(temperature=0.0, max_tokens=50)
+    )
+    events = chat.send("hello")
+    next(e for e in events if not isinstance(e, Done))  # first chunk arrives
+    tiny_engine.request_stop()
+    done = next(e for e in events if isinstance(e, Done))
+    assert done.finish_reason == "interrupted"
+    assert chat.conversation.turns[0].finish_reason == "interrupted"
+    assert chat.conversation.tokens()[-1] == tiny_engine.eos_id  # closed like any reply
+    assert reply(chat, "again").finish_reason in ("length", "stop")  # next turn works

@@ -1,0 +1,108 @@
+"""The llama-cpp-python engine on a real (tiny, generated) GGUF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from airochat.adapters.engine import (
+    Done,
+    LlamaEngine,
+    LoadOptions,
+    SamplingParams,
+    TextChunk,
+    _ReplyRun,
+)
+from airochat.domain.templates import BOS, EOS, get_template, render
+from airochat.domain.templates import encode as encode_segments
+from airochat.errors import ContextOverflowError, ModelLoadError
+
+GREEDY = SamplingParams(
+    temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0, max_tokens=8, seed=1
+)
+
+
+def test_tiny_model_facts(tiny_engine: LlamaEngine) -> None:
+    assert tiny_engine.n_ctx == 512
+    assert tiny_engine.bos_id == 1 and tiny_engine.eos_id == 2
+    assert tiny_engine.special_token(BOS) == [1]
+    assert tiny_engine.special_token(EOS) == [2]
+    assert tiny_engine.is_eog(2)
+
+
+def test_segment_tokens_match_llama_cpp_tokenizing_the_whole_string(
+    tiny_engine: LlamaEngine,
+) -> None:
+    """Tokenizing turn by turn gives what llama.cpp gives for the rendered chat with </s> special:
+    the history we keep is what a one-shot tokenization of the transcript would be."""
+    tpl = get_template("airoboros")
+    # (a reply is kept as the ids the model generated, so it is left out here)
+    segs = [*tpl.first_turn("A chat.", "hello world"), EOS, *tpl.next_turn("what is")]
+    ours = encode_segments(segs, tiny_engine)
+    text = render(segs)
+    theirs = tiny_engine._llm.tokenize(text.encode(), add_bos=True, special=True)
+    assert ours == list(theirs)
+
+
+def test_user_text_spelling_eos_is_not_the_eos_token(tiny_engine: LlamaEngine) -> None:
+    assert tiny_engine.eos_id not in tiny_engine.tokenize_text("a</s>b")
+
+
+def test_generate_streams_then_done(tiny_engine: LlamaEngine) -> None:
+    prompt = tiny_engine.tokenize_text("hello world")
+    events = list(tiny_engine.generate([1, *prompt], GREEDY))
+    chunks = [e for e in events if isinstance(e, TextChunk)]
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert "".join(c.text for c in chunks) == done.text
+    assert done.finish_reason in ("length", "stop")
+    assert done.generated >= len(done.tokens)
+    assert done.prompt_tokens == len(prompt) + 1
+
+
+def test_same_seed_same_reply(tiny_engine: LlamaEngine) -> None:
+    params = SamplingParams(0.8, 1.0, 0, 0.0, 1.0, 12, seed=7)
+    prompt = [1, *tiny_engine.tokenize_text("The capital")]
+    a = list(tiny_engine.generate(prompt, params))[-1]
+    b = list(tiny_engine.generate(prompt, params))[-1]
+    assert isinstance(a, Done) and isinstance(b, Done)
+    assert a.tokens == b.tokens
+
+
+def test_prompt_larger_than_context_is_a_clear_error(tiny_engine: LlamaEngine) -> None:
+    with pytest.raises(ContextOverflowError, match="context holds 512"):
+        list(tiny_engine.generate([1] * 600, GREEDY))
+
+
+def feed(engine: LlamaEngine, text: str, stop: list[str]) -> tuple[_ReplyRun, str]:
+    run = _ReplyRun(engine, stop)
+    shown = ""
+    for tok in engine.tokenize_text(text):
+        shown += run.add(tok)
+        if run.stopped:
+            break
+    return run, shown + run.flush()
+
+
+def test_stop_string_is_cut_with_its_tokens(tiny_engine: LlamaEngine) -> None:
+    run, shown = feed(tiny_engine, "hello world USER: what", ["USER:"])
+    assert run.stopped
+    assert shown == run.text
+    assert "USER" not in run.text and run.text.lstrip() == "hello world"
+    # the kept tokens are exactly the kept text
+    assert tiny_engine.detokenize(run.tokens).lstrip() == run.text.lstrip()
+
+
+def test_text_that_may_begin_a_stop_string_is_held_back(tiny_engine: LlamaEngine) -> None:
+    run = _ReplyRun(tiny_engine, ["USER:"])
+    shown = "".join(run.add(t) for t in tiny_engine.tokenize_text("hello US"))
+    assert not shown.endswith("US")  # might still become USER:
+    assert run.flush().endswith("US")  # released once the reply ends
+
+
+def test_not_a_gguf_is_refused_with_llama_cpp_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 8 + b"\xff" * 8)
+    with pytest.raises(ModelLoadError, match=r"could not load bad\.gguf"):
+        LlamaEngine.load(LoadOptions(path=bad, n_ctx=64, n_threads=1))

@@ -1,0 +1,96 @@
+"""Write a tiny llama-architecture GGUF (random weights, SentencePiece-style vocab) for tests.
+
+Small enough to load in milliseconds, real enough that llama.cpp tokenizes, decodes and caches
+it like any other llama model.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFWriter, TokenType
+
+WORDS = [
+    "USER",
+    "ASSISTANT",
+    "A",
+    "chat",
+    "between",
+    "a",
+    "curious",
+    "user",
+    "and",
+    "an",
+    "assistant",
+    "hello",
+    "world",
+    "The",
+    "is",
+    "of",
+    "to",
+    "in",
+    "what",
+    "capital",
+]
+
+
+def vocab() -> tuple[list[str], list[float], list[int]]:
+    tokens = ["<unk>", "<s>", "</s>"]
+    types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
+    tokens += [f"<0x{b:02X}>" for b in range(256)]
+    types += [TokenType.BYTE] * 256
+    pieces = ["▁", *list(string.ascii_letters + string.digits + string.punctuation)]
+    pieces += [f"▁{c}" for c in string.ascii_letters] + [f"▁{w}" for w in WORDS] + WORDS
+    for piece in dict.fromkeys(pieces):
+        tokens.append(piece)
+        types.append(TokenType.NORMAL)
+    # Longer pieces score higher so SentencePiece merges prefer whole words.
+    scores = [0.0] * 259 + [float(len(t)) for t in tokens[259:]]
+    return tokens, scores, [int(t) for t in types]
+
+
+def write_tiny_llama(path: Path, ctx: int = 512, seed: int = 0) -> Path:
+    tokens, scores, types = vocab()
+    n_vocab, n_embd, n_ff, n_layer, n_head = len(tokens), 32, 64, 2, 4
+    rng = np.random.default_rng(seed)
+
+    def w(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.2).astype(np.float32)
+
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_name("tiny-llama-test")
+    writer.add_context_length(ctx)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(0)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_unk_token_id(0)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(True)
+    writer.add_tensor("token_embd.weight", w(n_vocab, n_embd))
+    for i in range(n_layer):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            writer.add_tensor(f"blk.{i}.{name}.weight", w(n_embd, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", w(n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", w(n_ff, n_embd))
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", w(n_embd, n_ff))
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    writer.add_tensor("output.weight", w(n_vocab, n_embd))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
