@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -83,20 +84,21 @@ def _settings(**overrides: Any) -> Any:
 
 
 def _session(settings: Any, model: str, system: str | None, verbose: bool) -> Any:
-    from airochat.domain.templates import get_template
     from airochat.services import loader
     from airochat.services.chat import ChatSession
 
     plan = loader.plan(settings, model)
     engine = loader.load(plan, settings, verbose=verbose)
-    return ChatSession(
+    template = loader.make_template(plan.template, plan.header, engine)
+    session = ChatSession(
         engine,
-        get_template(plan.template.value),
+        template,
         system if system is not None else (settings.system or None),
         settings.sampling,
         history=settings.history,
         model_name=plan.model.name,
-    ), plan
+    )
+    return session, plan
 
 
 def _version(value: bool) -> None:
@@ -162,16 +164,6 @@ def run(
         run_repl(session, io)
 
 
-def _read_prompt(prompt: str | None) -> str:
-    piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
-    if piped and prompt:
-        return f"{piped.rstrip()}\n\n{prompt}"
-    text = prompt if prompt else piped
-    if not text or not text.strip():
-        raise UsageError("no prompt: give one as an argument or on stdin")
-    return text
-
-
 @app.command()
 def ask(
     model: Annotated[str, typer.Argument(help="alias from models.txt, or a path to a .gguf")],
@@ -188,6 +180,23 @@ def ask(
     seed: SeedOpt = None,
     ctx: CtxOpt = None,
     threads: ThreadsOpt = None,
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", help="closed-context QA: a document (repeatable; - is stdin)"),
+    ] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="key=value for every context block")
+    ] = None,
+    no_guess: Annotated[
+        bool, typer.Option("--no-guess", help="add: Don't make up answers if you don't know.")
+    ] = False,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="append PLAINFORMAT: code without prose")
+    ] = False,
+    functions: Annotated[
+        Path | None,
+        typer.Option("--functions", help="YAML/JSON functions: print the model's choice as JSON"),
+    ] = None,
     print_prompt: Annotated[
         bool, typer.Option("--print-prompt", help="print the exact prompt and exit")
     ] = False,
@@ -208,23 +217,41 @@ def ask(
             ctx=ctx,
             threads=threads,
         )
-        text = _read_prompt(prompt)
+        from airochat.services.prompts import MessageSpec, build_message
+
+        stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+        spec = MessageSpec(
+            prompt=prompt,
+            stdin=stdin,
+            contexts=context or [],
+            meta=meta or [],
+            no_guess=no_guess,
+            plain=plain,
+            functions=functions,
+        )
+        text = build_message(spec)
         if print_prompt:
             _print_prompt(settings, model, system, text, as_json)
             return
         session, _plan = _session(settings, model, system, verbose)
-        _answer(session, text, as_json)
+        if spec.functions is not None:
+            _answer_function(session, text, spec.loaded_functions, as_json)
+        else:
+            _answer(session, text, as_json)
 
 
 def _print_prompt(settings: Any, model: str, system: str | None, text: str, as_json: bool) -> None:
-    from airochat.adapters.gguf_file import read_header
-    from airochat.domain.templates import get_template, render
+    from airochat.domain.templates import render
     from airochat.services import loader
-    from airochat.services.models import load_catalog, resolve
 
-    resolved = resolve(model, load_catalog())
-    choice = loader.choose_template(settings, resolved, read_header(resolved.path))
-    tpl = get_template(choice.value)
+    plan = loader.plan(settings, model)
+    if plan.template.value == "gguf":  # needs the vocabulary's special tokens
+        engine = loader.load(plan, settings, vocab_only=True)
+        tpl = loader.make_template(plan.template, plan.header, engine)
+    else:
+        from airochat.domain.templates import get_template
+
+        tpl = get_template(plan.template.value)
     sys_prompt = system if system is not None else (settings.system or tpl.default_system)
     rendered = render(tpl.first_turn(sys_prompt, text))
     if as_json:
@@ -262,6 +289,30 @@ def _answer(session: Any, text: str, as_json: bool) -> None:
         sys.stdout.write("\n")
     if done.finish_reason == "interrupted":
         raise typer.Exit(int(ExitCode.INTERRUPTED))
+
+
+def _answer_function(session: Any, text: str, functions: dict[str, Any], as_json: bool) -> None:
+    from airochat.adapters.engine import Done
+    from airochat.domain.functions import parse_call
+
+    done = next(e for e in session.send(text) if isinstance(e, Done))
+    call = parse_call(done.text, functions)
+    if as_json:
+        out = {"call": call, "text": done.text, "finish_reason": done.finish_reason}
+        typer.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        typer.echo(json.dumps(call, ensure_ascii=False, indent=2))
+
+
+@app.command()
+def templates() -> None:
+    """List the prompt templates, each with a one-line example."""
+    from airochat.domain.templates import TEMPLATES
+
+    for tpl in TEMPLATES.values():
+        typer.echo(f"{tpl.name:<14} {tpl.summary}")
+        typer.echo(f"{'':<14} {tpl.example()}")
+    typer.echo(f"{'gguf':<14} the model's own tokenizer.chat_template, rendered in a sandbox")
 
 
 def main() -> None:

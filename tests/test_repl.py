@@ -119,6 +119,20 @@ def test_unknown_command_hints_and_ctrl_c_at_prompt(tiny_repl: pexpect.spawn) ->
     tiny_repl.expect_exact(PROMPT)
 
 
+def test_context_command_wraps_next_message(tiny_repl: pexpect.spawn, tmp_path: Path) -> None:
+    doc = tmp_path / "facts.txt"
+    doc.write_text("The sky is green.")
+    tiny_repl.send(f"/context {doc}\r")
+    tiny_repl.expect("1 document")
+    tiny_repl.expect_exact(PROMPT)
+    send_message(tiny_repl, "What colour is the sky?")
+    text = "USER:" + show_prompt(tiny_repl)
+    assert text.startswith("USER: BEGININPUT\nBEGINCONTEXT\nsource: facts.txt\ndate: ")
+    assert "The sky is green.\nENDINPUT\nBEGININSTRUCTION\nWhat colour is the sky?\n" in text
+    send_message(tiny_repl, "And now?")  # staged documents apply once
+    assert "USER: And now? ASSISTANT:" in show_prompt(tiny_repl)
+
+
 @pytest.mark.slow
 def test_demo_model_chat_ctrl_c_mid_reply_then_next_turn(demo_gguf: Path) -> None:
     child = spawn(

@@ -36,22 +36,30 @@ WORDS = [
 ]
 
 
+CONTROL = ["<|im_start|>", "<|im_end|>"]
+N_FIXED = 3 + 256 + len(CONTROL)
+
+
 def vocab() -> tuple[list[str], list[float], list[int]]:
     tokens = ["<unk>", "<s>", "</s>"]
     types = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
     tokens += [f"<0x{b:02X}>" for b in range(256)]
     types += [TokenType.BYTE] * 256
+    tokens += CONTROL
+    types += [TokenType.CONTROL] * len(CONTROL)
     pieces = ["▁", *list(string.ascii_letters + string.digits + string.punctuation)]
     pieces += [f"▁{c}" for c in string.ascii_letters] + [f"▁{w}" for w in WORDS] + WORDS
     for piece in dict.fromkeys(pieces):
         tokens.append(piece)
         types.append(TokenType.NORMAL)
     # Longer pieces score higher so SentencePiece merges prefer whole words.
-    scores = [0.0] * 259 + [float(len(t)) for t in tokens[259:]]
+    scores = [0.0] * N_FIXED + [float(len(t)) for t in tokens[N_FIXED:]]
     return tokens, scores, [int(t) for t in types]
 
 
-def write_tiny_llama(path: Path, ctx: int = 512, seed: int = 0) -> Path:
+def write_tiny_llama(
+    path: Path, ctx: int = 512, seed: int = 0, chat_template: str | None = None
+) -> Path:
     tokens, scores, types = vocab()
     n_vocab, n_embd, n_ff, n_layer, n_head = len(tokens), 32, 64, 2, 4
     rng = np.random.default_rng(seed)
@@ -78,6 +86,8 @@ def write_tiny_llama(path: Path, ctx: int = 512, seed: int = 0) -> Path:
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
     writer.add_add_bos_token(True)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     writer.add_tensor("token_embd.weight", w(n_vocab, n_embd))
     for i in range(n_layer):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))

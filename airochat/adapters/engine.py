@@ -35,6 +35,7 @@ class LoadOptions:
     use_mmap: bool = True
     use_mlock: bool = False
     verbose: bool = False
+    vocab_only: bool = False  # tokenizer only: for --print-prompt
 
 
 @dataclass(frozen=True)
@@ -129,12 +130,13 @@ class LlamaEngine:
         self.load_s = load_s
         self._lib = llama_cpp
         self._vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
-        self._ctx = llm._ctx.ctx
         self._pieces: dict[int, bytes] = {}
         self._stop_flag = threading.Event()
         # Kept referenced: llama.cpp holds the pointer.
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._stop_flag.is_set())
-        llama_cpp.llama_set_abort_callback(self._ctx, self._abort_cb, None)
+        self._ctx = None if options.vocab_only else llm._ctx.ctx
+        if self._ctx is not None:
+            llama_cpp.llama_set_abort_callback(self._ctx, self._abort_cb, None)
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -158,6 +160,7 @@ class LlamaEngine:
                 rope_freq_base=options.rope_freq_base,
                 use_mmap=options.use_mmap,
                 use_mlock=options.use_mlock,
+                vocab_only=options.vocab_only,
                 verbose=options.verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
@@ -202,8 +205,24 @@ class LlamaEngine:
             return [self.bos_id] if add_bos and self.bos_id >= 0 else []
         if name == "eos":
             return [self.eos_id]
-        ids = self._llm.tokenize(name.encode("utf-8"), add_bos=False, special=True)
-        return list(ids)
+        ids = list(self._llm.tokenize(name.encode("utf-8"), add_bos=False, special=True))
+        # A marker the vocabulary has no single token for is ordinary text.
+        return ids if len(ids) == 1 else self.tokenize_text(name)
+
+    def token_text(self, token: int) -> str:
+        """A token's text with special tokens spelled out (`<bos>`, `<|im_end|>`)."""
+        buf = ctypes.create_string_buffer(256)
+        n = self._lib.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
+        return buf.raw[: max(n, 0)].decode("utf-8", errors="replace")
+
+    def eog_texts(self) -> tuple[str, ...]:
+        """Texts of the end-of-generation tokens other than EOS (e.g. `<end_of_turn>`)."""
+        n_vocab = self._lib.llama_vocab_n_tokens(self._vocab)
+        out = []
+        for tok in range(n_vocab):
+            if tok != self.eos_id and self.is_eog(tok):
+                out.append(self.token_text(tok))
+        return tuple(t for t in out if t)
 
     def piece(self, token: int) -> bytes:
         cached = self._pieces.get(token)

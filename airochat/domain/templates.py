@@ -28,6 +28,9 @@ EOS = Special("eos")
 Segment = str | Special
 
 _MARKER = re.compile(r"(<s>|</s>|<\|[a-z_]+\|>)")
+# For a model's own chat template: any <word> or <|word|> may be a special token; the engine
+# tokenizes a marker as text when the vocabulary has no single token for it.
+_BROAD_MARKER = re.compile(r"(<\|[^|<>\s]{1,40}\|>|</?[A-Za-z_][A-Za-z0-9_]{0,39}>)")
 
 AIROBOROS_SYSTEM = (
     "A chat between a curious user and an assistant. The assistant gives helpful, detailed, "
@@ -45,17 +48,18 @@ VICUNA_SYSTEM = (
 AIROBOROS_3_SYSTEM = "You are a helpful, unbiased, uncensored assistant."
 
 
-def _split(fmt: str, **values: str) -> list[Segment]:
+def _split(fmt: str, broad: bool = False, **values: str) -> list[Segment]:
     """Split a template format string into text and special tokens, then fill in the values."""
     out: list[Segment] = []
-    for part in _MARKER.split(fmt):
+    marker = _BROAD_MARKER if broad else _MARKER
+    for part in marker.split(fmt):
         if not part:
             continue
-        if part == "<s>":
+        if part == "<s>" and not broad:
             out.append(BOS)
-        elif part == "</s>":
+        elif part == "</s>" and not broad:
             out.append(EOS)
-        elif _MARKER.fullmatch(part):
+        elif marker.fullmatch(part):
             out.append(Special(part))
         else:
             out.append(part.format(**values))
@@ -75,17 +79,24 @@ class Template:
     default_system: str
     stop: tuple[str, ...]
     first_no_system: str | None = None
+    broad_markers: bool = False
 
     def first_turn(self, system: str, message: str) -> list[Segment]:
         if not system and self.first_no_system is not None:
-            return _split(self.first_no_system, message=message)
-        return _split(self.first, system=system, message=message)
+            return _split(self.first_no_system, self.broad_markers, message=message)
+        return _split(self.first, self.broad_markers, system=system, message=message)
 
     def next_turn(self, message: str) -> list[Segment]:
-        return _split(self.next, message=message)
+        return _split(self.next, self.broad_markers, message=message)
 
     def end_of_reply(self) -> list[Segment]:
-        return _split(self.reply_end)
+        return _split(self.reply_end, self.broad_markers)
+
+    def example(self) -> str:
+        """One line showing the shape of a first turn."""
+        return render(self.first_turn("{system}" if self.default_system else "", "Hi")).replace(
+            "\n", "\\n"
+        )
 
 
 TEMPLATES: dict[str, Template] = {

@@ -10,8 +10,15 @@ from dataclasses import dataclass
 from airochat.adapters.engine import LlamaEngine, LoadOptions
 from airochat.adapters.gguf_file import GGUFHeader, read_header
 from airochat.adapters.machine import physical_cores
+from airochat.domain.chat_template import template_from_gguf
 from airochat.domain.config import Settings
-from airochat.domain.templates import DEFAULT_TEMPLATE, get_template, template_for_model_name
+from airochat.domain.templates import (
+    DEFAULT_TEMPLATE,
+    Template,
+    get_template,
+    template_for_model_name,
+)
+from airochat.errors import UsageError
 from airochat.services.models import ResolvedModel, load_catalog, resolve
 
 # Without a catalog entry or --ctx, a model trained for a huge context still starts at this
@@ -38,7 +45,8 @@ class ModelPlan:
 
 def choose_template(settings: Settings, model: ResolvedModel, header: GGUFHeader) -> Choice:
     if settings.template:
-        get_template(settings.template)  # fail early on a typo
+        if settings.template != "gguf":
+            get_template(settings.template)  # fail early on a typo
         return Choice(settings.template, "chosen with --template / config")
     if model.entry and model.entry.template:
         return Choice(model.entry.template, f"from the catalog entry {model.entry.alias}")
@@ -46,7 +54,19 @@ def choose_template(settings: Settings, model: ResolvedModel, header: GGUFHeader
         by_name = template_for_model_name(name)
         if by_name:
             return Choice(by_name, f"from the model name {name!r}")
-    return Choice(DEFAULT_TEMPLATE, "default (no catalog entry, no airoboros name)")
+    if header.chat_template:
+        return Choice("gguf", "the model's own chat template (tokenizer.chat_template)")
+    return Choice(DEFAULT_TEMPLATE, "default (no catalog entry, no airoboros name, no template)")
+
+
+def make_template(choice: Choice, header: GGUFHeader, engine: LlamaEngine) -> Template:
+    """The Template object; `gguf` is built from the file's own jinja template."""
+    if choice.value != "gguf":
+        return get_template(choice.value)
+    if not header.chat_template:
+        raise UsageError(f"{header.path.name} has no chat template of its own; pick --template")
+    eog = tuple(dict.fromkeys((engine.token_text(engine.eos_id), *engine.eog_texts())))
+    return template_from_gguf(header.chat_template, engine.token_text(engine.bos_id), eog[0], eog)
 
 
 def plan(settings: Settings, ref: str) -> ModelPlan:
@@ -70,7 +90,9 @@ def plan(settings: Settings, ref: str) -> ModelPlan:
     return ModelPlan(model, header, template, ctx, why, threads, rope)
 
 
-def load(plan: ModelPlan, settings: Settings, verbose: bool = False) -> LlamaEngine:
+def load(
+    plan: ModelPlan, settings: Settings, verbose: bool = False, vocab_only: bool = False
+) -> LlamaEngine:
     options = LoadOptions(
         path=plan.model.path,
         n_ctx=plan.ctx,
@@ -79,5 +101,6 @@ def load(plan: ModelPlan, settings: Settings, verbose: bool = False) -> LlamaEng
         # llama.cpp's freq_scale is the inverse of the linear factor.
         rope_freq_scale=1.0 / plan.rope_scale if plan.rope_scale else 0.0,
         verbose=verbose,
+        vocab_only=vocab_only,
     )
     return LlamaEngine.load(options)

@@ -7,10 +7,13 @@ docstring is its `/help` line. A command returns whether to leave; it never exit
 from __future__ import annotations
 
 import inspect
+import shlex
+from pathlib import Path
 from typing import Protocol
 
 from airochat.adapters.engine import Done, TextChunk
-from airochat.errors import AirochatError
+from airochat.domain.closed_context import Document, closed_context, document_from_path
+from airochat.errors import AirochatError, UsageError
 from airochat.services.chat import ChatSession
 
 
@@ -34,6 +37,14 @@ class Commands:
     def __init__(self, session: ChatSession, io: ChatIO) -> None:
         self.session = session
         self.io = io
+        self.staged: list[Document] = []  # closed-context documents for the next message
+
+    def compose(self, message: str) -> str:
+        """The message as sent: wrapped in BEGININPUT blocks when documents are staged."""
+        if not self.staged:
+            return message
+        docs, self.staged = self.staged, []
+        return closed_context(docs, message, {})
 
     def names(self) -> list[str]:
         return sorted(n[4:] for n in dir(self) if n.startswith("cmd_"))
@@ -72,6 +83,21 @@ class Commands:
         self.io.show(text if text else "(nothing sent yet)")
         return False
 
+    def cmd_context(self, arg: str) -> bool:
+        """Stage files for the next message as closed-context input (BEGININPUT blocks)."""
+        if not arg:
+            names = ", ".join(d.meta.get("source", "?") for d in self.staged) or "none"
+            self.io.notice(f"staged: {names} (/context FILE... to add)")
+            return False
+        try:
+            docs = [document_from_path(Path(p).expanduser()) for p in shlex.split(arg)]
+        except (UsageError, ValueError) as exc:
+            self.io.error(str(exc))
+            return False
+        self.staged += docs
+        self.io.notice(f"{len(self.staged)} document(s) staged for your next message")
+        return False
+
     def cmd_reset(self, _arg: str) -> bool:
         """Start a new chat with the same settings."""
         self.session.reset()
@@ -95,7 +121,7 @@ def run_repl(session: ChatSession, io: ChatIO) -> None:
         if message.startswith("//"):
             message = message[1:]
         try:
-            answer(session, io, message)
+            answer(session, io, commands.compose(message))
         except AirochatError as exc:
             io.error(str(exc))
 
