@@ -305,6 +305,51 @@ def _answer_function(session: Any, text: str, functions: dict[str, Any], as_json
 
 
 @app.command()
+def bench(
+    model: ModelArg = None,
+    turns: Annotated[int, typer.Option("--turns", min=1, help="scripted chat turns")] = 6,
+    reply_tokens: Annotated[
+        int, typer.Option("--reply-tokens", min=2, help="reply length cap per turn")
+    ] = 64,
+    threads: ThreadsOpt = None,
+    ctx: CtxOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="fixed for repeatable runs")] = 42,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="PNG of time to first token vs history")
+    ] = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Measure speed on the chat path (decode, prompt, TTFT per turn) against bare llama.cpp."""
+    with _errors_to_exit(debug):
+        from airochat.adapters.terminal import make_console
+        from airochat.services.bench import run_bench
+
+        settings = _settings(threads=threads, ctx=ctx, seed=seed)
+        err = make_console(stderr=True)
+        name = model or settings.model
+        session, _plan = _session(settings, name, None, verbose)
+        result = run_bench(
+            session,
+            turns,
+            reply_tokens,
+            plot=plot is not None,
+            progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
+        ).to_dict()
+        if plot is not None:
+            from airochat.adapters.plot import write_ttft_plot
+
+            write_ttft_plot(result, plot)
+        if as_json:
+            typer.echo(json.dumps(result, indent=2))
+        else:
+            from airochat.adapters.bench_table import print_bench
+
+            print_bench(result, make_console())
+
+
+@app.command()
 def templates() -> None:
     """List the prompt templates, each with a one-line example."""
     from airochat.domain.templates import TEMPLATES

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from airochat.adapters.engine import Done, LlamaEngine
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from airochat.adapters.engine import Done, LlamaEngine, LoadOptions
 from airochat.domain.config import Sampling
 from airochat.domain.templates import get_template
 from airochat.services.chat import ChatSession
@@ -86,3 +92,26 @@ def test_stop_requested_mid_reply_keeps_the_turn(tiny_engine: LlamaEngine) -> No
     assert chat.conversation.turns[0].finish_reason == "interrupted"
     assert chat.conversation.tokens()[-1] == tiny_engine.eos_id  # closed like any reply
     assert reply(chat, "again").finish_reason in ("length", "stop")  # next turn works
+
+
+@pytest.mark.slow
+def test_stop_during_a_long_prompt_read_returns_promptly(demo_gguf: Path) -> None:
+    """One llama_decode of a long prompt runs for seconds in C; the abort callback ends it."""
+    engine = LlamaEngine.load(LoadOptions(path=demo_gguf, n_ctx=4096, n_threads=2))
+    try:
+        chat = ChatSession(engine, get_template("airoboros"), "A chat.", SAMPLING)
+        long_message = "The quick brown fox jumps over the lazy dog. " * 220  # ~2200 tokens
+        timer = threading.Timer(0.5, engine.request_stop)
+        start = time.perf_counter()
+        timer.start()
+        done = list(chat.send(long_message))[-1]
+        assert isinstance(done, Done)
+        elapsed = time.perf_counter() - start
+        assert done.finish_reason == "interrupted" and done.generated == 0
+        assert done.prompt_tokens > 2000
+        # Reading 2000+ tokens takes ~10 s here; stopped, it returns within a batch or so.
+        assert elapsed < 3.0, elapsed
+        after = reply(chat, "hello")  # the context is usable again
+        assert after.finish_reason in ("stop", "length")
+    finally:
+        engine.close()

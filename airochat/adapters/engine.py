@@ -134,9 +134,8 @@ class LlamaEngine:
         self._stop_flag = threading.Event()
         # Kept referenced: llama.cpp holds the pointer.
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._stop_flag.is_set())
+        self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL
         self._ctx = None if options.vocab_only else llm._ctx.ctx
-        if self._ctx is not None:
-            llama_cpp.llama_set_abort_callback(self._ctx, self._abort_cb, None)
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -170,6 +169,21 @@ class LlamaEngine:
 
     def close(self) -> None:
         self._llm.close()
+
+    @property
+    def llama(self) -> Llama:
+        """The underlying llama_cpp.Llama (for bench's bare baseline)."""
+        return self._llm
+
+    def decoded_tokens(self, reset: bool = False) -> int:
+        """Single-token decode steps llama.cpp counted since the last reset."""
+        if reset:
+            self._lib.llama_perf_context_reset(self._ctx)
+        return int(self._lib.llama_perf_context(self._ctx).n_eval)
+
+    def forget_cache(self) -> None:
+        """Make the next prompt read from scratch (no KV prefix reuse)."""
+        self._llm.reset()  # type: ignore[no-untyped-call]
 
     # -- model facts ---------------------------------------------------------------------------
 
@@ -241,6 +255,13 @@ class LlamaEngine:
 
     # -- generation ------------------------------------------------------------------------------
 
+    def _abort_hook(self, armed: bool) -> None:
+        """llama.cpp calls the hook once per graph node (~450 times a token for the demo model):
+        worth it while a long prompt is read in one llama_decode, not for single-token steps,
+        where the per-token check below stops within one token."""
+        cb = self._abort_cb if armed else self._no_abort_cb
+        self._lib.llama_set_abort_callback(self._ctx, cb, None)
+
     def request_stop(self) -> None:
         """Stop the prompt read or reply as soon as possible (safe in a signal handler)."""
         self._stop_flag.set()
@@ -264,6 +285,7 @@ class LlamaEngine:
         first_at = last_at = start
         finish = "length"
         received = 0
+        self._abort_hook(True)
         gen = self._llm.generate(
             list(prompt),
             top_k=params.top_k,
@@ -278,6 +300,7 @@ class LlamaEngine:
                 received += 1
                 if received == 1:
                     first_at = last_at
+                    self._abort_hook(False)
                 if self.is_eog(token):
                     finish = "stop"
                     break
@@ -301,6 +324,7 @@ class LlamaEngine:
             finish = "interrupted"
         finally:
             gen.close()
+            self._abort_hook(False)
         tail = run.flush()
         if tail:
             yield TextChunk(tail)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 from airochat.adapters.engine import Done, Event, LlamaEngine, SamplingParams
 from airochat.domain.config import Sampling
@@ -55,8 +56,8 @@ class ChatSession:
     def stop(self) -> list[str]:
         return list(self.template.stop)
 
-    def _params(self) -> SamplingParams:
-        s = self.sampling
+    def params(self, **overrides: Any) -> SamplingParams:
+        s = replace(self.sampling, **overrides)
         return SamplingParams(
             temperature=s.temperature,
             top_p=s.top_p,
@@ -78,7 +79,7 @@ class ChatSession:
         turn = self.conversation.begin_turn(message, self.engine)
         prompt = self.conversation.prompt_tokens(turn)
         with _sigint_stops(self.engine):
-            for event in self.engine.generate(prompt, self._params(), self.stop):
+            for event in self.engine.generate(prompt, self.params(), self.stop):
                 if isinstance(event, Done):
                     self.conversation.finish_turn(
                         turn, event.text, event.tokens, event.finish_reason, self.engine
