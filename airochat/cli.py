@@ -8,15 +8,34 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from airochat import __version__
-from airochat.errors import AirochatError, ConfigError, ExitCode, UsageError
+from airochat import __version__, cli_tools
+from airochat.cli_common import errors_to_exit, load_overrides, open_session, settings_from
+from airochat.cli_options import (
+    CtxOpt,
+    DebugOpt,
+    GpuLayersOpt,
+    MaxTokensOpt,
+    MlockOpt,
+    ModelArg,
+    NoMmapOpt,
+    RepeatOpt,
+    RopeBaseOpt,
+    RopeScaleOpt,
+    SeedOpt,
+    SystemOpt,
+    TemperatureOpt,
+    TemplateOpt,
+    ThreadsOpt,
+    TopKOpt,
+    TopPOpt,
+    VerboseOpt,
+)
+from airochat.errors import ExitCode
 
 app = typer.Typer(
     name="airochat",
@@ -26,79 +45,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-ModelArg = Annotated[
-    str | None,
-    typer.Argument(help="alias from models.txt, or a path to a .gguf file", show_default=False),
-]
-TemplateOpt = Annotated[
-    str | None, typer.Option("--template", help="prompt template (airoboros, chatml, ...)")
-]
-SystemOpt = Annotated[
-    str | None, typer.Option("--system", help="system prompt (default: the template's)")
-]
-TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="default 0.5")]
-TopPOpt = Annotated[float | None, typer.Option("--top-p", help="default 1.0")]
-TopKOpt = Annotated[int | None, typer.Option("--top-k", help="0 disables (default)")]
-RepeatOpt = Annotated[float | None, typer.Option("--repeat-penalty", help="default 1.0")]
-MaxTokensOpt = Annotated[int | None, typer.Option("--max-tokens", help="reply limit (2048)")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="-1 for random")]
-CtxOpt = Annotated[int | None, typer.Option("--ctx", help="context length in tokens")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="default: physical cores")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", help="show llama.cpp's log")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="tracebacks on errors")]
-
-
-def _err(message: str) -> None:
-    from rich.text import Text
-
-    from airochat.adapters.terminal import make_console
-
-    make_console(stderr=True).print(Text(f"airochat: error: {message}", style="red"))
-
-
-@contextmanager
-def _errors_to_exit(debug: bool) -> Iterator[None]:
-    try:
-        yield
-    except AirochatError as exc:
-        if debug:
-            raise
-        _err(str(exc))
-        raise typer.Exit(int(exc.exit_code)) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-
-
-def _settings(**overrides: Any) -> Any:
-    from airochat.adapters import locations
-    from airochat.domain.config import load_settings
-
-    base = load_settings(
-        locations.data_file("configs/default.toml"), locations.config_dir() / "config.toml"
-    )
-    try:
-        return base.with_overrides(**overrides)
-    except ConfigError as exc:  # a bad option value, not a bad file
-        raise UsageError(f"bad option: {exc}") from None
-
-
-def _session(settings: Any, model: str, system: str | None, verbose: bool) -> Any:
-    from airochat.services import loader
-    from airochat.services.chat import ChatSession
-
-    plan = loader.plan(settings, model)
-    engine = loader.load(plan, settings, verbose=verbose)
-    template = loader.make_template(plan.template, plan.header, engine)
-    session = ChatSession(
-        engine,
-        template,
-        system if system is not None else (settings.system or None),
-        settings.sampling,
-        history=settings.history,
-        model_name=plan.model.name,
-    )
-    return session, plan
 
 
 def _version(value: bool) -> None:
@@ -129,6 +75,11 @@ def run(
     seed: SeedOpt = None,
     ctx: CtxOpt = None,
     threads: ThreadsOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    rope_scale: RopeScaleOpt = None,
+    rope_freq_base: RopeBaseOpt = None,
+    mlock: MlockOpt = False,
+    no_mmap: NoMmapOpt = False,
     no_history: Annotated[
         bool, typer.Option("--no-history", help="every turn stands alone (system + message)")
     ] = False,
@@ -136,8 +87,8 @@ def run(
     debug: DebugOpt = False,
 ) -> None:
     """Chat interactively. Enter sends, Alt+Enter adds a line, /help lists commands."""
-    with _errors_to_exit(debug):
-        settings = _settings(
+    with errors_to_exit(debug):
+        settings = settings_from(
             template=template,
             temperature=temperature,
             top_p=top_p,
@@ -148,6 +99,7 @@ def run(
             ctx=ctx,
             threads=threads,
             history=False if no_history else None,
+            **load_overrides(gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap),
         )
         from airochat.adapters.terminal import TerminalIO
         from airochat.services.repl import run_repl
@@ -155,11 +107,13 @@ def run(
         io = TerminalIO()
         name = model or settings.model
         io.notice(f"Loading {name} ...")
-        session, plan = _session(settings, name, system, verbose)
+        session, plan = open_session(settings, name, system, verbose)
         memory = "on" if settings.history else "off (--no-history)"
+        where = f"{plan.offload.n_gpu_layers} layers on GPU" if plan.offload.n_gpu_layers else "CPU"
         io.notice(
             f"{plan.model.name} · template {plan.template.value} · context {session.engine.n_ctx}"
-            f" · memory {memory} · /help for commands, Ctrl-D to leave"
+            f" · {where}, {plan.threads} threads · memory {memory}"
+            " · /help for commands, Ctrl-D to leave"
         )
         run_repl(session, io)
 
@@ -180,6 +134,11 @@ def ask(
     seed: SeedOpt = None,
     ctx: CtxOpt = None,
     threads: ThreadsOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    rope_scale: RopeScaleOpt = None,
+    rope_freq_base: RopeBaseOpt = None,
+    mlock: MlockOpt = False,
+    no_mmap: NoMmapOpt = False,
     context: Annotated[
         list[str] | None,
         typer.Option("--context", help="closed-context QA: a document (repeatable; - is stdin)"),
@@ -205,8 +164,8 @@ def ask(
     debug: DebugOpt = False,
 ) -> None:
     """Answer one message and exit: for scripts and pipes."""
-    with _errors_to_exit(debug):
-        settings = _settings(
+    with errors_to_exit(debug):
+        settings = settings_from(
             template=template,
             temperature=temperature,
             top_p=top_p,
@@ -216,6 +175,7 @@ def ask(
             seed=seed,
             ctx=ctx,
             threads=threads,
+            **load_overrides(gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap),
         )
         from airochat.services.prompts import MessageSpec, build_message
 
@@ -233,7 +193,7 @@ def ask(
         if print_prompt:
             _print_prompt(settings, model, system, text, as_json)
             return
-        session, _plan = _session(settings, model, system, verbose)
+        session, _plan = open_session(settings, model, system, verbose)
         if spec.functions is not None:
             _answer_function(session, text, spec.loaded_functions, as_json)
         else:
@@ -304,60 +264,7 @@ def _answer_function(session: Any, text: str, functions: dict[str, Any], as_json
         typer.echo(json.dumps(call, ensure_ascii=False, indent=2))
 
 
-@app.command()
-def bench(
-    model: ModelArg = None,
-    turns: Annotated[int, typer.Option("--turns", min=1, help="scripted chat turns")] = 6,
-    reply_tokens: Annotated[
-        int, typer.Option("--reply-tokens", min=2, help="reply length cap per turn")
-    ] = 64,
-    threads: ThreadsOpt = None,
-    ctx: CtxOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="fixed for repeatable runs")] = 42,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
-    plot: Annotated[
-        Path | None, typer.Option("--plot", help="PNG of time to first token vs history")
-    ] = None,
-    verbose: VerboseOpt = False,
-    debug: DebugOpt = False,
-) -> None:
-    """Measure speed on the chat path (decode, prompt, TTFT per turn) against bare llama.cpp."""
-    with _errors_to_exit(debug):
-        from airochat.adapters.terminal import make_console
-        from airochat.services.bench import run_bench
-
-        settings = _settings(threads=threads, ctx=ctx, seed=seed)
-        err = make_console(stderr=True)
-        name = model or settings.model
-        session, _plan = _session(settings, name, None, verbose)
-        result = run_bench(
-            session,
-            turns,
-            reply_tokens,
-            plot=plot is not None,
-            progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
-        ).to_dict()
-        if plot is not None:
-            from airochat.adapters.plot import write_ttft_plot
-
-            write_ttft_plot(result, plot)
-        if as_json:
-            typer.echo(json.dumps(result, indent=2))
-        else:
-            from airochat.adapters.bench_table import print_bench
-
-            print_bench(result, make_console())
-
-
-@app.command()
-def templates() -> None:
-    """List the prompt templates, each with a one-line example."""
-    from airochat.domain.templates import TEMPLATES
-
-    for tpl in TEMPLATES.values():
-        typer.echo(f"{tpl.name:<14} {tpl.summary}")
-        typer.echo(f"{'':<14} {tpl.example()}")
-    typer.echo(f"{'gguf':<14} the model's own tokenizer.chat_template, rendered in a sandbox")
+cli_tools.register(app)
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ from airochat.adapters.engine import (
     LoadOptions,
     SamplingParams,
     TextChunk,
-    _ReplyRun,
 )
+from airochat.adapters.reply_text import ReplyText
 from airochat.domain.templates import BOS, EOS, get_template, render
 from airochat.domain.templates import encode as encode_segments
 from airochat.errors import ContextOverflowError, ModelLoadError
@@ -75,8 +75,8 @@ def test_prompt_larger_than_context_is_a_clear_error(tiny_engine: LlamaEngine) -
         list(tiny_engine.generate([1] * 600, GREEDY))
 
 
-def feed(engine: LlamaEngine, text: str, stop: list[str]) -> tuple[_ReplyRun, str]:
-    run = _ReplyRun(engine, stop)
+def feed(engine: LlamaEngine, text: str, stop: list[str]) -> tuple[ReplyText, str]:
+    run = ReplyText(engine, stop)
     shown = ""
     for tok in engine.tokenize_text(text):
         shown += run.add(tok)
@@ -95,7 +95,7 @@ def test_stop_string_is_cut_with_its_tokens(tiny_engine: LlamaEngine) -> None:
 
 
 def test_text_that_may_begin_a_stop_string_is_held_back(tiny_engine: LlamaEngine) -> None:
-    run = _ReplyRun(tiny_engine, ["USER:"])
+    run = ReplyText(tiny_engine, ["USER:"])
     shown = "".join(run.add(t) for t in tiny_engine.tokenize_text("hello US"))
     assert not shown.endswith("US")  # might still become USER:
     assert run.flush().endswith("US")  # released once the reply ends

@@ -7,17 +7,22 @@ many prompt tokens were actually evaluated, so tests and `/stats` report observa
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airochat.adapters import llama_log
+from airochat.adapters.reply_text import ReplyText
 from airochat.errors import ContextOverflowError, ModelLoadError
+
+
+class ContextAllocError(ModelLoadError):
+    """The weights loaded but llama.cpp could not allocate the context (KV cache, buffers)."""
+
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -78,47 +83,6 @@ class Done:
 Event = TextChunk | Done
 
 
-class _LogTail:
-    """Keeps llama.cpp's last log lines so a load failure can say what llama.cpp said."""
-
-    def __init__(self) -> None:
-        self.lines: deque[str] = deque(maxlen=40)
-        self.echo = False
-        self._partial = ""
-
-    def __call__(self, level: int, text: bytes, _user: Any) -> None:
-        s = text.decode("utf-8", errors="replace")
-        if self.echo:
-            import sys
-
-            sys.stderr.write(s)
-        self._partial += s
-        while "\n" in self._partial:
-            line, self._partial = self._partial.split("\n", 1)
-            if line.strip():
-                self.lines.append(line.strip())
-
-    def reason(self) -> str:
-        for line in reversed(self.lines):
-            low = line.lower()
-            if "error" in low or "failed" in low or "invalid" in low:
-                return line
-        return self.lines[-1] if self.lines else ""
-
-
-_LOG = _LogTail()
-_log_installed: Any = None
-
-
-def _install_log() -> None:
-    global _log_installed
-    if _log_installed is None:
-        import llama_cpp
-
-        _log_installed = llama_cpp.llama_log_callback(_LOG)
-        llama_cpp.llama_log_set(_log_installed, ctypes.c_void_p(0))
-
-
 class LlamaEngine:
     """One loaded model and its context."""
 
@@ -141,9 +105,9 @@ class LlamaEngine:
 
     @classmethod
     def load(cls, options: LoadOptions) -> LlamaEngine:
-        _install_log()
-        _LOG.echo = options.verbose
-        _LOG.lines.clear()
+        llama_log.install()
+        llama_log.LOG.echo = options.verbose
+        llama_log.LOG.lines.clear()
         from llama_cpp import Llama
 
         start = time.perf_counter()
@@ -163,7 +127,11 @@ class LlamaEngine:
                 verbose=options.verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            reason = _LOG.reason() or str(exc)
+            reason = llama_log.LOG.reason() or str(exc)
+            if "llama_context" in str(exc):
+                raise ContextAllocError(
+                    f"llama.cpp could not create a {options.n_ctx}-token context: {reason}"
+                ) from exc
             raise ModelLoadError(f"llama.cpp could not load {options.path.name}: {reason}") from exc
         return cls(llm, options, time.perf_counter() - start)
 
@@ -280,7 +248,7 @@ class LlamaEngine:
             self._llm.set_seed(params.seed)
         self._stop_flag.clear()
         self._lib.llama_perf_context_reset(self._ctx)
-        run = _ReplyRun(self, stop)
+        run = ReplyText(self, stop)
         start = time.perf_counter()
         first_at = last_at = start
         finish = "length"
@@ -344,77 +312,3 @@ class LlamaEngine:
         fed back (every received token but the last is evaluated before the next is sampled)."""
         data = self._lib.llama_perf_context(self._ctx)
         return int(data.n_p_eval + data.n_eval) - max(received - 1, 0)
-
-
-@dataclass
-class _ReplyRun:
-    """Turns generated tokens into text, holding back anything that may begin a stop string.
-
-    When a stop string appears, the reply keeps only the tokens wholly before it: the text and
-    the token ids stay the same thing, and the stop text never enters the history."""
-
-    engine: LlamaEngine
-    stop: Sequence[str]
-    tokens: list[int] = field(default_factory=list)
-    text: str = ""
-    emitted: int = 0
-    stopped: bool = False
-    _ends: list[int] = field(default_factory=list)  # text length after each token
-    _decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
-
-    def add(self, token: int) -> str:
-        self.tokens.append(token)
-        self.text += self._decoder.decode(self.engine.piece(token))
-        self._ends.append(len(self.text))
-        if self.stop:
-            cut = self._find_stop()
-            if cut is not None:
-                self._truncate(cut)
-                self.stopped = True
-                return self._emit(len(self.text))
-            return self._emit(self._token_start(len(self.text) - self._held_back()))
-        return self._emit(len(self.text))
-
-    def _find_stop(self) -> int | None:
-        window = max(len(s) for s in self.stop) + 8
-        start = max(0, self.emitted - window)
-        hits = [i for s in self.stop if (i := self.text.find(s, start)) >= 0]
-        return min(hits) if hits else None
-
-    def _held_back(self) -> int:
-        """Length of the longest tail of the text that is a prefix of some stop string."""
-        best = 0
-        for s in self.stop:
-            for n in range(min(len(s) - 1, len(self.text)), best, -1):
-                if self.text.endswith(s[:n]):
-                    best = n
-                    break
-        return best
-
-    def _token_start(self, index: int) -> int:
-        """Where the token holding text position `index` begins: a token that may be cut
-        with a stop string is held back whole, so the screen never shows what is dropped."""
-        start = 0
-        for end in self._ends:
-            if end > index:
-                return start
-            start = end
-        return index
-
-    def _truncate(self, cut: int) -> None:
-        keep = 0
-        while keep < len(self._ends) and self._ends[keep] <= cut:
-            keep += 1
-        self.tokens = self.tokens[:keep]
-        self._ends = self._ends[:keep]
-        self.text = self.text[: self._ends[-1]] if self._ends else ""
-
-    def _emit(self, upto: int) -> str:
-        if upto <= self.emitted:
-            return ""
-        out = self.text[self.emitted : upto]
-        self.emitted = upto
-        return out
-
-    def flush(self) -> str:
-        return self._emit(len(self.text))

@@ -117,6 +117,13 @@ class GGUFHeader:
         return value if isinstance(value, str) else None
 
     @property
+    def n_vocab(self) -> int:
+        tokens = self.metadata.get("tokenizer.ggml.tokens")
+        if isinstance(tokens, tuple):
+            return int(tokens[2])
+        return len(tokens) if isinstance(tokens, list) else 0
+
+    @property
     def name(self) -> str:
         return str(self.metadata.get("general.name", self.path.stem))
 

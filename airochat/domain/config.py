@@ -44,6 +44,11 @@ class Settings:
     ctx: int = 0
     threads: int = 0
     history: bool = True
+    gpu_layers: str = "auto"
+    rope_scale: float = 0.0
+    rope_freq_base: float = 0.0
+    mmap: bool = True
+    mlock: bool = False
     sampling: Sampling = field(default_factory=Sampling)
 
     def validate(self) -> None:
@@ -51,6 +56,11 @@ class Settings:
             raise ConfigError("ctx must be >= 0 (0 = the model's own)")
         if self.threads < 0:
             raise ConfigError("threads must be >= 0 (0 = physical cores)")
+        if self.rope_scale < 0 or self.rope_freq_base < 0:
+            raise ConfigError("rope_scale and rope_freq_base must be >= 0 (0 = the model's)")
+        g = self.gpu_layers.strip().lower()
+        if not (g in ("auto", "all") or g.isdigit()):
+            raise ConfigError(f"gpu_layers takes a number, auto or all, not {self.gpu_layers!r}")
         self.sampling.validate()
 
     def with_overrides(self, **overrides: Any) -> Settings:

@@ -1,29 +1,34 @@
 """From settings and a MODEL argument to a loaded engine and a chosen template.
 
-Every decision (template, context, threads) keeps its reason, for `info` and `--verbose`.
+Every decision (template, context, offload, threads) keeps its reason, for `info` and for the
+notes printed at start-up.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from airochat.adapters.engine import LlamaEngine, LoadOptions
+from airochat.adapters import gpu
+from airochat.adapters.engine import ContextAllocError, LlamaEngine, LoadOptions
 from airochat.adapters.gguf_file import GGUFHeader, read_header
-from airochat.adapters.machine import physical_cores
+from airochat.adapters.machine import available_memory, physical_cores
 from airochat.domain.chat_template import template_from_gguf
 from airochat.domain.config import Settings
+from airochat.domain.memory import GiB, ModelShape, Offload, max_context, plan_offload
+from airochat.domain.memory import shape_from_gguf as _shape
 from airochat.domain.templates import (
     DEFAULT_TEMPLATE,
     Template,
     get_template,
     template_for_model_name,
 )
-from airochat.errors import UsageError
+from airochat.errors import ContextOverflowError, UsageError
 from airochat.services.models import ResolvedModel, load_catalog, resolve
 
 # Without a catalog entry or --ctx, a model trained for a huge context still starts at this
 # size: the KV cache for 128K tokens can need more memory than the weights.
 DEFAULT_CTX_CAP = 8192
+MIN_CTX = 512
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class Choice:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class ModelPlan:
     model: ResolvedModel
     header: GGUFHeader
@@ -41,6 +46,9 @@ class ModelPlan:
     ctx_reason: str
     threads: int
     rope_scale: float
+    shape: ModelShape
+    offload: Offload
+    notes: list[str] = field(default_factory=list)
 
 
 def choose_template(settings: Settings, model: ResolvedModel, header: GGUFHeader) -> Choice:
@@ -69,38 +77,91 @@ def make_template(choice: Choice, header: GGUFHeader, engine: LlamaEngine) -> Te
     return template_from_gguf(header.chat_template, engine.token_text(engine.bos_id), eog[0], eog)
 
 
+def shape_of(header: GGUFHeader) -> ModelShape:
+    return _shape(header.metadata, [(t.name, t.nbytes) for t in header.tensors], header.n_vocab)
+
+
+def _wanted_ctx(settings: Settings, model: ResolvedModel, trained: int) -> tuple[int, str, bool]:
+    """(context, reason, explicit)."""
+    if settings.ctx:
+        return settings.ctx, "set with --ctx / config", True
+    if model.entry and model.entry.ctx:
+        return model.entry.ctx, f"from the catalog entry {model.entry.alias}", False
+    if trained:
+        ctx = min(trained, DEFAULT_CTX_CAP)
+        capped = f" ({trained}), capped at {ctx}; raise it with --ctx" if trained > ctx else ""
+        return ctx, "the model's trained context" + capped, False
+    return 4096, "no context length in the file; assumed 4096", False
+
+
 def plan(settings: Settings, ref: str) -> ModelPlan:
     model = resolve(ref, load_catalog())
     header = read_header(model.path)
-    template = choose_template(settings, model, header)
-    trained = header.context_length
-    if settings.ctx:
-        ctx, why = settings.ctx, "set with --ctx / config"
-    elif model.entry and model.entry.ctx:
-        ctx, why = model.entry.ctx, f"from the catalog entry {model.entry.alias}"
-    elif trained:
-        ctx = min(trained, DEFAULT_CTX_CAP)
-        why = "the model's trained context" + (
-            f" ({trained}), capped; raise it with --ctx" if trained > ctx else ""
-        )
-    else:
-        ctx, why = 4096, "no context length in the file; assumed"
+    shape = shape_of(header)
+    ctx, why, explicit = _wanted_ctx(settings, model, header.context_length)
+    offload = plan_offload(shape, ctx, settings.gpu_layers.strip().lower(), gpu.free_vram())
+    notes = []
+    if offload.n_gpu_layers == 0 and settings.gpu_layers not in ("0", "auto"):
+        notes.append(offload.reason)  # asked for the GPU and cannot have it
+    avail = available_memory()
+    if avail:
+        fit = max_context(shape, avail, offload.n_gpu_layers)
+        if ctx > fit:
+            need = shape.kv_bytes_per_token * ctx / GiB
+            if explicit or fit < MIN_CTX:
+                raise ContextOverflowError(
+                    f"a {ctx}-token context needs {need:.1f} GiB of KV cache; with "
+                    f"{avail / GiB:.1f} GiB free, at most --ctx {max(fit, 0)} fits here"
+                )
+            ctx = fit // 256 * 256
+            why += f"; reduced to {ctx} to fit {avail / GiB:.1f} GiB of free memory"
+            notes.append(f"context {ctx} tokens (the most that fits in free memory)")
+        offload = plan_offload(shape, ctx, settings.gpu_layers.strip().lower(), gpu.free_vram())
     threads = settings.threads or physical_cores()
-    rope = model.entry.rope_scale if model.entry else 0.0
-    return ModelPlan(model, header, template, ctx, why, threads, rope)
+    rope = settings.rope_scale or (model.entry.rope_scale if model.entry else 0.0)
+    return ModelPlan(
+        model,
+        header,
+        choose_template(settings, model, header),
+        ctx,
+        why,
+        threads,
+        rope,
+        shape,
+        offload,
+        notes,
+    )
 
 
 def load(
     plan: ModelPlan, settings: Settings, verbose: bool = False, vocab_only: bool = False
 ) -> LlamaEngine:
-    options = LoadOptions(
-        path=plan.model.path,
-        n_ctx=plan.ctx,
-        n_threads=plan.threads,
-        seed=settings.sampling.seed,
-        # llama.cpp's freq_scale is the inverse of the linear factor.
-        rope_freq_scale=1.0 / plan.rope_scale if plan.rope_scale else 0.0,
-        verbose=verbose,
-        vocab_only=vocab_only,
-    )
-    return LlamaEngine.load(options)
+    """Load; if llama.cpp cannot allocate the context, halve it (down to 512) and say so."""
+    ctx = plan.ctx
+    while True:
+        options = LoadOptions(
+            path=plan.model.path,
+            n_ctx=ctx,
+            n_threads=plan.threads,
+            n_gpu_layers=plan.offload.n_gpu_layers,
+            seed=settings.sampling.seed,
+            # llama.cpp's freq_scale is the inverse of the linear factor.
+            rope_freq_scale=1.0 / plan.rope_scale if plan.rope_scale else 0.0,
+            rope_freq_base=settings.rope_freq_base,
+            use_mmap=settings.mmap,
+            use_mlock=settings.mlock,
+            verbose=verbose,
+            vocab_only=vocab_only,
+        )
+        try:
+            engine = LlamaEngine.load(options)
+        except ContextAllocError:
+            if ctx // 2 < MIN_CTX:
+                raise
+            plan.notes.append(
+                f"llama.cpp could not allocate a {ctx}-token context; trying {ctx // 2}"
+            )
+            ctx //= 2
+            continue
+        plan.ctx = ctx
+        return engine

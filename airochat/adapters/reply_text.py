@@ -1,0 +1,87 @@
+"""A reply's text as tokens arrive: UTF-8 reassembled across tokens, stop strings held back
+until ruled out, and cut together with their tokens when they appear."""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Pieces(Protocol):
+    def piece(self, token: int) -> bytes: ...
+
+
+@dataclass
+class ReplyText:
+    """Turns generated tokens into text, holding back anything that may begin a stop string.
+
+    When a stop string appears, the reply keeps only the tokens wholly before it: the text and
+    the token ids stay the same thing, and the stop text never enters the history."""
+
+    engine: Pieces
+    stop: Sequence[str]
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    emitted: int = 0
+    stopped: bool = False
+    _ends: list[int] = field(default_factory=list)  # text length after each token
+    _decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
+
+    def add(self, token: int) -> str:
+        self.tokens.append(token)
+        self.text += self._decoder.decode(self.engine.piece(token))
+        self._ends.append(len(self.text))
+        if self.stop:
+            cut = self._find_stop()
+            if cut is not None:
+                self._truncate(cut)
+                self.stopped = True
+                return self._emit(len(self.text))
+            return self._emit(self._token_start(len(self.text) - self._held_back()))
+        return self._emit(len(self.text))
+
+    def _find_stop(self) -> int | None:
+        window = max(len(s) for s in self.stop) + 8
+        start = max(0, self.emitted - window)
+        hits = [i for s in self.stop if (i := self.text.find(s, start)) >= 0]
+        return min(hits) if hits else None
+
+    def _held_back(self) -> int:
+        """Length of the longest tail of the text that is a prefix of some stop string."""
+        best = 0
+        for s in self.stop:
+            for n in range(min(len(s) - 1, len(self.text)), best, -1):
+                if self.text.endswith(s[:n]):
+                    best = n
+                    break
+        return best
+
+    def _token_start(self, index: int) -> int:
+        """Where the token holding text position `index` begins: a token that may be cut
+        with a stop string is held back whole, so the screen never shows what is dropped."""
+        start = 0
+        for end in self._ends:
+            if end > index:
+                return start
+            start = end
+        return index
+
+    def _truncate(self, cut: int) -> None:
+        keep = 0
+        while keep < len(self._ends) and self._ends[keep] <= cut:
+            keep += 1
+        self.tokens = self.tokens[:keep]
+        self._ends = self._ends[:keep]
+        self.text = self.text[: self._ends[-1]] if self._ends else ""
+
+    def _emit(self, upto: int) -> str:
+        if upto <= self.emitted:
+            return ""
+        out = self.text[self.emitted : upto]
+        self.emitted = upto
+        return out
+
+    def flush(self) -> str:
+        return self._emit(len(self.text))

@@ -1,0 +1,84 @@
+"""`airochat bench` as rich tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_bench(r: dict[str, Any], console: Console) -> None:
+    head = Table(
+        title=f"{r['model']} · {r['threads']} threads · ctx {r['n_ctx']}", show_header=False
+    )
+    head.add_column(style="bold")
+    head.add_column(justify="right")
+    head.add_row("load", f"{r['load_s']:.2f} s")
+    head.add_row("prompt (history read cold)", f"{r['prompt_tps']:.1f} tok/s")
+    head.add_row("decode, chat path", f"{r['decode_tps']:.1f} tok/s")
+    head.add_row("decode, bare llama-cpp-python", f"{r['baseline_decode_tps']:.1f} tok/s")
+    head.add_row("overhead", f"{r['overhead'] * 100:+.1f} %")
+    head.add_row("last turn: TTFT cold", f"{r['last_turn_cold_ttft_s']:.2f} s")
+    head.add_row("peak RSS", f"{r['peak_rss_bytes'] / 2**20:.0f} MiB")
+    console.print(head)
+    turns = Table(title="per turn")
+    for col in ("turn", "history tokens", "new tokens read", "TTFT s", "decode tok/s", "generated"):
+        turns.add_column(col, justify="right")
+    for t in r["turns"]:
+        turns.add_row(
+            str(t["turn"]),
+            str(t["history_tokens"]),
+            str(t["prompt_eval_tokens"]),
+            f"{t['ttft_s']:.3f}",
+            f"{t['decode_tps']:.1f}",
+            str(t["generated"]),
+        )
+    console.print(turns)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def print_info(d: dict[str, Any], console: Console) -> None:
+    t = Table(title=d["model"], show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    rope = d["rope"]
+    mem = d["memory"]["chosen"]
+    specials = ", ".join(f"{k} {v['text']!r} ({v['id']})" for k, v in d["special_tokens"].items())
+    rows = [
+        ("file", f"{d['path']} ({_size(d['file_size'])}, GGUF v{d['gguf_version']})"),
+        ("architecture", f"{d['architecture']} · {d['layers']} layers · {d['name']}"),
+        ("parameters", f"{d['parameters'] / 1e6:,.0f} M"),
+        ("quant", d["quant"]),
+        ("trained context", str(d["trained_context"])),
+        ("context used", f"{d['context']} ({d['context_reason']})"),
+        (
+            "RoPE",
+            f"base {rope['freq_base']} · scaling {rope['scaling_type'] or 'none'}"
+            + (f" ×{rope['scaling_factor']}" if rope["scaling_factor"] else "")
+            + (
+                f" · linear ×{rope['linear_scale_applied']} applied"
+                if rope["linear_scale_applied"]
+                else ""
+            ),
+        ),
+        ("template", f"{d['template']} ({d['template_reason']})"),
+        ("special tokens", specials or "-"),
+        ("end of turn", ", ".join(d["end_of_turn_tokens"]) or "-"),
+        ("KV cache", f"{d['kv_bytes_per_token'] / 1024:.1f} KiB per token"),
+        ("memory, CPU only", _size(d["memory"]["cpu_only"]["ram_bytes"]) + " RAM"),
+        (
+            "memory, chosen",
+            f"{mem['gpu_layers']} GPU layers: {_size(mem['ram_bytes'])} RAM + "
+            f"{_size(mem['vram_bytes'])} VRAM ({mem['reason']})",
+        ),
+        ("threads", str(d["threads"])),
+    ]
+    for key, value in rows:
+        t.add_row(key, value)
+    console.print(t)
