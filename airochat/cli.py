@@ -83,6 +83,20 @@ def run(
     no_history: Annotated[
         bool, typer.Option("--no-history", help="every turn stands alone (system + message)")
     ] = False,
+    multiline: Annotated[
+        bool, typer.Option("--multiline", help="Enter adds a line, Alt+Enter sends")
+    ] = False,
+    no_input_history: Annotated[
+        bool, typer.Option("--no-input-history", help="do not keep typed lines in a file")
+    ] = False,
+    plain_output: Annotated[
+        bool, typer.Option("--plain-output", help="replies as plain text, not markdown")
+    ] = False,
+    no_stats: Annotated[bool, typer.Option("--no-stats", help="no stats line per reply")] = False,
+    session_file: Annotated[
+        Path | None,
+        typer.Option("--session", help="load this chat file if present; save after each turn"),
+    ] = None,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -101,21 +115,62 @@ def run(
             history=False if no_history else None,
             **load_overrides(gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap),
         )
-        from airochat.adapters.terminal import TerminalIO
-        from airochat.services.repl import run_repl
+        flags = {
+            "multiline": multiline,
+            "no_input_history": no_input_history,
+            "plain_output": plain_output,
+            "no_stats": no_stats,
+        }
+        _start_repl(settings, model or settings.model, system, verbose, session_file, flags)
 
-        io = TerminalIO()
-        name = model or settings.model
-        io.notice(f"Loading {name} ...")
-        session, plan = open_session(settings, name, system, verbose)
-        memory = "on" if settings.history else "off (--no-history)"
-        where = f"{plan.offload.n_gpu_layers} layers on GPU" if plan.offload.n_gpu_layers else "CPU"
-        io.notice(
-            f"{plan.model.name} · template {plan.template.value} · context {session.engine.n_ctx}"
-            f" · {where}, {plan.threads} threads · memory {memory}"
-            " · /help for commands, Ctrl-D to leave"
-        )
-        run_repl(session, io)
+
+def _start_repl(
+    settings: Any,
+    name: str,
+    system: str | None,
+    verbose: bool,
+    session_file: Path | None,
+    flags: dict[str, bool],
+) -> None:
+    from airochat.adapters import locations
+    from airochat.adapters.terminal import InputOptions, TerminalIO
+    from airochat.domain.templates import get_template
+    from airochat.services import loader
+    from airochat.services.commands import Commands
+    from airochat.services.repl import context_gauge, run_repl
+    from airochat.services.sessions import load_session
+
+    holder: dict[str, Any] = {}
+    history = settings.input_history and not flags["no_input_history"]
+    options = InputOptions(
+        multiline=flags["multiline"],
+        history_file=locations.data_dir() / "input_history" if history else None,
+        commands=[n[4:] for n in dir(Commands) if n.startswith("cmd_")],
+        toolbar=lambda: context_gauge(holder["session"]) if "session" in holder else "",
+    )
+    io = TerminalIO(options=options, markdown=settings.markdown and not flags["plain_output"])
+    io.notice(f"Loading {name} ...")
+    session, plan = open_session(settings, name, system, verbose)
+    holder["session"] = session
+
+    def template_by_name(tname: str) -> Any:
+        if tname == "gguf":
+            return loader.make_template(loader.Choice("gguf", ""), plan.header, session.engine)
+        return get_template(tname)
+
+    if session_file is not None and session_file.exists():
+        n = load_session(session, session_file, template_by_name)
+        io.notice(f"Resumed {n} exchange(s) from {session_file}")
+    memory = "on" if session.conversation.history else "off (--no-history)"
+    where = f"{plan.offload.n_gpu_layers} GPU layers" if plan.offload.n_gpu_layers else "CPU"
+    io.notice(
+        f"{plan.model.name} · template {session.template.name} · context {session.engine.n_ctx}"
+        f" · {where}, {plan.threads} threads · memory {memory}"
+        " · /help for commands, Ctrl-D to leave"
+    )
+    run_repl(
+        session, io, template_by_name, session_file, settings.show_stats and not flags["no_stats"]
+    )
 
 
 @app.command()
@@ -230,7 +285,7 @@ def _answer(session: Any, text: str, as_json: bool) -> None:
             if not as_json:
                 sys.stdout.write(event.text)
                 sys.stdout.flush()
-        else:
+        elif isinstance(event, Done):
             done = event
     assert done is not None
     if as_json:

@@ -17,7 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from airochat.adapters import llama_log
 from airochat.adapters.reply_text import ReplyText
-from airochat.errors import ContextOverflowError, ModelLoadError
+from airochat.errors import AirochatError, ContextOverflowError, ModelLoadError
+
+
+class GenerationError(AirochatError):
+    """llama.cpp failed mid-reply; the chat is kept as it was before the turn."""
 
 
 class ContextAllocError(ModelLoadError):
@@ -157,7 +161,9 @@ class LlamaEngine:
 
     @property
     def n_ctx(self) -> int:
-        return int(self._llm.n_ctx())
+        # llama.cpp may pad the context (e.g. 80 -> 256), but llama-cpp-python sizes its token
+        # buffer by the size requested: the smaller one is what we can use.
+        return min(int(self._llm.n_ctx()), len(self._llm.input_ids))
 
     @property
     def n_ctx_train(self) -> int:
@@ -283,10 +289,10 @@ class LlamaEngine:
                 if self._stop_flag.is_set():
                     finish = "interrupted"
                     break
-        except RuntimeError:
+        except (RuntimeError, ValueError) as exc:
             # llama_decode returns 2 when our abort callback fired mid-prompt.
             if not self._stop_flag.is_set():
-                raise
+                raise GenerationError(f"llama.cpp failed while generating: {exc}") from exc
             finish = "interrupted"
         except KeyboardInterrupt:
             finish = "interrupted"

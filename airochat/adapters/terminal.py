@@ -1,4 +1,5 @@
-"""The terminal: prompt_toolkit for input (key bindings, paste), rich for what we print.
+"""The terminal: prompt_toolkit for input (key bindings, paste, history, completion), rich for
+what we print (markdown replies, notices).
 
 Input and output objects can be passed in, so tests can drive the real REPL code on a pipe;
 pseudo-terminal tests cover the key bindings end to end.
@@ -6,16 +7,73 @@ pseudo-terminal tests cover the key bindings end to end.
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
 import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
 from rich.text import Text
 
+from airochat.adapters.markdown_stream import MarkdownStream
+from airochat.adapters.storage import private_file
+
+FENCE = '"""'
+
 
 def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
     # rich honours NO_COLOR and drops styling when the stream is not a terminal.
     return Console(file=file, stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def fence_open(text: str) -> bool:
+    """A message that starts with a `\"\"\"` line continues until a closing `\"\"\"` line."""
+    lines = text.split("\n")
+    return lines[0].strip() == FENCE and not (len(lines) > 1 and lines[-1].strip() == FENCE)
+
+
+def unfence(text: str) -> str:
+    lines = text.split("\n")
+    if len(lines) >= 2 and lines[0].strip() == FENCE and lines[-1].strip() == FENCE:
+        return "\n".join(lines[1:-1])
+    return text
+
+
+@dataclass
+class InputOptions:
+    multiline: bool = False  # FastChat's habit: Enter adds a line, Alt+Enter sends
+    history_file: Path | None = None
+    commands: list[str] = field(default_factory=list)
+    path_commands: tuple[str, ...] = ("load", "save", "read", "context")
+    toolbar: Callable[[], str] | None = None
+
+
+def _completer(options: InputOptions) -> Any:
+    from prompt_toolkit.completion import Completer, Completion, PathCompleter
+    from prompt_toolkit.document import Document
+
+    paths = PathCompleter(expanduser=True)
+
+    class SlashCompleter(Completer):
+        def get_completions(self, document: Document, event: Any) -> Iterable[Completion]:
+            text = document.text_before_cursor
+            if not text.startswith("/") or "\n" in text:
+                return
+            name, space, rest = text[1:].partition(" ")
+            if not space:
+                for cmd in options.commands:
+                    if cmd.startswith(name):
+                        yield Completion(cmd, start_position=-len(name))
+            elif name in options.path_commands:
+                sub = Document(rest, len(rest))
+                yield from paths.get_completions(sub, event)
+
+    return SlashCompleter()
 
 
 class TerminalIO:
@@ -24,55 +82,109 @@ class TerminalIO:
     def __init__(
         self,
         console: Console | None = None,
+        options: InputOptions | None = None,
+        markdown: bool = True,
         pt_input: Any = None,
         pt_output: Any = None,
-        toolbar: Any = None,
     ) -> None:
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.key_binding import KeyBindings
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
 
         self.console = console or make_console()
-        bindings = KeyBindings()
-
-        @bindings.add("enter")
-        def _send(event: Any) -> None:
-            event.current_buffer.validate_and_handle()
-
-        @bindings.add("escape", "enter")  # Alt+Enter: terminals send Esc then Enter
-        @bindings.add("c-j")
-        def _newline(event: Any) -> None:
-            event.current_buffer.insert_text("\n")
-
+        self.options = options or InputOptions()
+        self.markdown = markdown and self.console.is_terminal
+        history = (
+            FileHistory(str(private_file(self.options.history_file)))
+            if self.options.history_file
+            else InMemoryHistory()
+        )
+        toolbar = self.options.toolbar
         self._session: Any = PromptSession(
-            multiline=True,  # pasted newlines stay in the buffer; Enter is bound to send above
-            key_bindings=bindings,
+            multiline=True,  # pasted newlines stay in the buffer; Enter is bound below
+            key_bindings=self._bindings(),
+            history=history,
+            completer=_completer(self.options),
+            complete_while_typing=False,
             input=pt_input,
             output=pt_output,
             prompt_continuation=lambda width, _n, _soft: "." * (width - 1) + " ",
-            bottom_toolbar=toolbar,
+            bottom_toolbar=(lambda: f" {toolbar()} ") if toolbar else None,
             enable_open_in_editor=False,
         )
         self._mid_line = False
+        self._md: MarkdownStream | None = None
 
-    def read_message(self) -> str | None:
+    def _bindings(self) -> Any:
+        from prompt_toolkit.key_binding import KeyBindings
+
+        kb = KeyBindings()
+        flip = self.options.multiline
+
+        def send(event: Any) -> None:
+            event.current_buffer.validate_and_handle()
+
+        def newline(event: Any) -> None:
+            event.current_buffer.insert_text("\n")
+
+        @kb.add("enter")
+        def _enter(event: Any) -> None:
+            text = event.current_buffer.text
+            command = text.startswith("/") and "\n" not in text  # commands are one line
+            if fence_open(text) or (flip and not command):
+                newline(event)
+            else:
+                send(event)
+
+        @kb.add("escape", "enter")  # Alt+Enter: terminals send Esc then Enter
+        def _alt_enter(event: Any) -> None:
+            (send if flip else newline)(event)
+
+        kb.add("c-j")(newline)
+        return kb
+
+    def read_message(self, default: str = "") -> str | None:
         """The next message; None when the user leaves (Ctrl-D)."""
         while True:
             try:
-                return str(self._session.prompt(">>> "))
+                return unfence(str(self._session.prompt(">>> ", default=default)))
             except KeyboardInterrupt:
+                default = ""
                 self.notice("(Ctrl-C clears the line; Ctrl-D or /exit leaves)")
             except EOFError:
                 return None
 
+    def edit_text(self, text: str) -> str | None:
+        """Edit `text` in $VISUAL/$EDITOR when set, else inline at the prompt."""
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+        if not editor:
+            return self.read_message(default=text)
+        with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False) as fh:
+            fh.write(text)
+            path = fh.name
+        try:
+            subprocess.run([*shlex.split(editor), path], check=False)
+            return Path(path).read_text(encoding="utf-8").rstrip("\n") or None
+        finally:
+            os.unlink(path)
+
     # -- output ----------------------------------------------------------------------------------
 
     def stream(self, text: str) -> None:
-        if text:
-            self.console.file.write(text)
-            self.console.file.flush()
-            self._mid_line = not text.endswith("\n")
+        if not text:
+            return
+        if self.markdown:
+            if self._md is None:
+                self._md = MarkdownStream(self.console)
+            self._md.update(text)
+            return
+        self.console.file.write(text)
+        self.console.file.flush()
+        self._mid_line = not text.endswith("\n")
 
     def end_reply(self, summary: str, cut: bool = False) -> None:
+        if self._md is not None:
+            self._md.close()
+            self._md = None
         if self._mid_line:
             self.console.file.write("\n")
             self._mid_line = False

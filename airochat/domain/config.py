@@ -49,6 +49,9 @@ class Settings:
     rope_freq_base: float = 0.0
     mmap: bool = True
     mlock: bool = False
+    input_history: bool = True
+    markdown: bool = True
+    show_stats: bool = True
     sampling: Sampling = field(default_factory=Sampling)
 
     def validate(self) -> None:

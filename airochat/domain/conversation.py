@@ -55,15 +55,36 @@ class Conversation:
             return self.turns
         return self.turns[-1:]
 
+    def _segments(self, message: str, opens: bool) -> list[Segment]:
+        if opens:
+            return self.template.first_turn(self.system, message)
+        return self.template.next_turn(message)
+
     def begin_turn(self, message: str, tokenizer: Tokenizer) -> Turn:
         """Render and tokenize the next user turn (not yet added)."""
-        opens = not self.history or not self.turns
-        segments = (
-            self.template.first_turn(self.system, message)
-            if opens
-            else self.template.next_turn(message)
-        )
+        segments = self._segments(message, opens=not self.history or not self.turns)
         return Turn(message=message, prompt=segments, prompt_tokens=encode(segments, tokenizer))
+
+    def rebuild(self, tokenizer: Tokenizer) -> None:
+        """Re-render every turn's template parts (after a system prompt, template or memory
+        change). Replies keep the token ids the model generated."""
+        for i, turn in enumerate(self.turns):
+            turn.prompt = self._segments(turn.message, opens=not self.history or i == 0)
+            turn.prompt_tokens = encode(turn.prompt, tokenizer)
+            turn.end = self.template.end_of_reply()
+            turn.end_tokens = encode(turn.end, tokenizer)
+
+    def drop_oldest(self, tokenizer: Tokenizer) -> Turn:
+        """Forget the oldest exchange; the next one now opens the chat (system prompt and all)."""
+        dropped = self.turns.pop(0)
+        if self.turns:
+            first = self.turns[0]
+            first.prompt = self._segments(first.message, opens=True)
+            first.prompt_tokens = encode(first.prompt, tokenizer)
+        return dropped
+
+    def undo(self) -> Turn | None:
+        return self.turns.pop() if self.turns else None
 
     def prompt_tokens(self, turn: Turn) -> list[int]:
         """Everything the model reads before replying to `turn`."""

@@ -10,13 +10,25 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from airochat.adapters.engine import Done, Event, LlamaEngine, SamplingParams
+from airochat.adapters.engine import Done, LlamaEngine, SamplingParams, TextChunk
 from airochat.domain.config import Sampling
-from airochat.domain.conversation import Conversation
-from airochat.domain.templates import Template, encode
+from airochat.domain.conversation import Conversation, Turn
+from airochat.domain.templates import Template
+from airochat.domain.transcript import SavedChat
+from airochat.errors import ContextOverflowError
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about this turn (e.g. old exchanges were dropped)."""
+
+    text: str
+
+
+Event = TextChunk | Done | Notice
 
 
 @dataclass
@@ -47,6 +59,7 @@ class ChatSession:
             history=history,
         )
         self.last: Done | None = None
+        self.extra_stop: list[str] = []
 
     @property
     def template(self) -> Template:
@@ -54,7 +67,7 @@ class ChatSession:
 
     @property
     def stop(self) -> list[str]:
-        return list(self.template.stop)
+        return [*self.template.stop, *self.extra_stop]
 
     def params(self, **overrides: Any) -> SamplingParams:
         s = replace(self.sampling, **overrides)
@@ -68,24 +81,52 @@ class ChatSession:
             seed=s.seed,
         )
 
-    def preview(self, message: str) -> str:
-        """The exact prompt text the model would read for `message`, without generating."""
-        turn = self.conversation.begin_turn(message, self.engine)
-        before = self.conversation.render() if self.conversation.history else ""
-        return before + turn.text()
+    def reply_budget(self) -> int:
+        """Room kept for the reply when fitting the chat into the context."""
+        return min(self.sampling.max_tokens, self.engine.n_ctx // 2)
 
-    def send(self, message: str) -> Iterator[Event]:
+    def _fit(self, message: str) -> tuple[Turn, int]:
+        """The new turn, after dropping the oldest whole exchanges until prompt + reply budget
+        fit the context. Never drops the system prompt or the current message."""
+        conv = self.conversation
+        turn = conv.begin_turn(message, self.engine)
+        dropped = 0
+        while (
+            conv.history
+            and conv.turns
+            and (len(conv.prompt_tokens(turn)) + self.reply_budget() > self.engine.n_ctx)
+        ):
+            conv.drop_oldest(self.engine)
+            dropped += 1
+            turn = conv.begin_turn(message, self.engine)
+        size = len(conv.prompt_tokens(turn))
+        if size >= self.engine.n_ctx:
+            raise ContextOverflowError(
+                f"this message is {size} tokens with the system prompt; the context holds "
+                f"{self.engine.n_ctx} (raise --ctx or send less)"
+            )
+        return turn, dropped
+
+    def send(self, message: str, **sampling: Any) -> Iterator[Event]:
         """Stream the reply to `message`; the turn is kept however the reply ends."""
-        turn = self.conversation.begin_turn(message, self.engine)
+        turn, dropped = self._fit(message)
+        if dropped:
+            yield Notice(f"context full: dropped the {dropped} oldest exchange(s) to continue")
         prompt = self.conversation.prompt_tokens(turn)
         with _sigint_stops(self.engine):
-            for event in self.engine.generate(prompt, self.params(), self.stop):
+            for event in self.engine.generate(prompt, self.params(**sampling), self.stop):
                 if isinstance(event, Done):
                     self.conversation.finish_turn(
                         turn, event.text, event.tokens, event.finish_reason, self.engine
                     )
                     self.last = event
                 yield event
+
+    def preview(self, message: str) -> str:
+        """The exact prompt text the model would read for `message`, without generating."""
+        turn = self.conversation.begin_turn(message, self.engine)
+        before = self.conversation.render() if self.conversation.history else ""
+        return before + turn.text()
 
     def prompt_text(self) -> str:
         """What the model saw for the latest turn, its reply included."""
@@ -98,16 +139,63 @@ class ChatSession:
     def stats(self) -> ChatStats:
         return ChatStats(self.last, len(self.conversation.tokens()), self.engine.n_ctx)
 
+    # -- changing the chat -----------------------------------------------------------------------
+
     def reset(self) -> None:
         self.conversation.reset()
         self.last = None
 
-    def set_sampling(self, **changes: object) -> None:
-        self.sampling = replace(self.sampling, **changes)  # type: ignore[arg-type]
-        self.sampling.validate()
+    def undo(self) -> Turn | None:
+        return self.conversation.undo()
 
-    def end_tokens(self) -> list[int]:
-        return encode(self.template.end_of_reply(), self.engine)
+    def set_sampling(self, **changes: Any) -> None:
+        updated = replace(self.sampling, **changes)
+        updated.validate()
+        self.sampling = updated
+
+    def set_system(self, system: str) -> None:
+        self.conversation.system = system
+        self.conversation.rebuild(self.engine)
+
+    def set_template(self, template: Template) -> None:
+        self.conversation.template = template
+        self.conversation.rebuild(self.engine)
+
+    def set_history(self, on: bool) -> None:
+        self.conversation.history = on
+        self.conversation.rebuild(self.engine)
+
+    # -- saving ------------------------------------------------------------------------------------
+
+    def to_saved(self, extra: dict[str, Any] | None = None) -> SavedChat:
+        from airochat.domain.transcript import SavedTurn
+
+        conv = self.conversation
+        return SavedChat(
+            model=self.model_name,
+            template=self.template.name,
+            system=conv.system,
+            history=conv.history,
+            sampling=asdict(self.sampling),
+            turns=[
+                SavedTurn(t.message, t.reply, list(t.reply_tokens), t.finish_reason)
+                for t in conv.turns
+            ],
+            extra=extra or {},
+        )
+
+    def restore(self, saved: SavedChat, template: Template) -> None:
+        """Replace the chat with a saved one. Reply token ids are reused when the model is the
+        same; for another model, replies are tokenized from their text."""
+        self.conversation = Conversation(template, saved.system, saved.history)
+        same_model = saved.model == self.model_name
+        for t in saved.turns:
+            turn = self.conversation.begin_turn(t.message, self.engine)
+            tokens = t.reply_tokens if same_model else self.engine.tokenize_text(t.reply)
+            self.conversation.finish_turn(turn, t.reply, tokens, t.finish_reason, self.engine)
+        known = {k: v for k, v in saved.sampling.items() if k in asdict(self.sampling)}
+        self.set_sampling(**known)
+        self.last = None
 
 
 @contextmanager

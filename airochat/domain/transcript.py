@@ -1,0 +1,92 @@
+"""The session file: a chat and its settings as versioned JSON (reading and checking it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from airochat.errors import AirochatError
+
+SCHEMA = "airochat-session"
+VERSION = 1
+
+
+class SessionFileError(AirochatError):
+    """A session file that cannot be used; it is left untouched."""
+
+
+@dataclass
+class SavedTurn:
+    message: str
+    reply: str
+    reply_tokens: list[int]
+    finish_reason: str
+
+
+@dataclass
+class SavedChat:
+    model: str
+    template: str
+    system: str
+    history: bool
+    sampling: dict[str, Any]
+    turns: list[SavedTurn] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. a roleplay scene
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "version": VERSION,
+            "model": self.model,
+            "template": self.template,
+            "system": self.system,
+            "history": self.history,
+            "sampling": self.sampling,
+            "turns": [vars(t) for t in self.turns],
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SessionFileError(f"{where}: '{key}' is missing or has the wrong type")
+    return value
+
+
+def parse(data: Any, where: str) -> SavedChat:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise SessionFileError(f"{where} is not an airochat session file")
+    version = data.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise SessionFileError(f"{where}: bad version {version!r}")
+    if version > VERSION:
+        raise SessionFileError(
+            f"{where} was written by a newer airochat (session version {version}); upgrade"
+        )
+    turns = []
+    for i, raw in enumerate(_need(data, "turns", list, where)):
+        at = f"{where}: turn {i + 1}"
+        if not isinstance(raw, dict):
+            raise SessionFileError(f"{at} is not an object")
+        tokens = _need(raw, "reply_tokens", list, at)
+        if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens):
+            raise SessionFileError(f"{at}: reply_tokens must be token ids")
+        turns.append(
+            SavedTurn(
+                message=_need(raw, "message", str, at),
+                reply=_need(raw, "reply", str, at),
+                reply_tokens=tokens,
+                finish_reason=_need(raw, "finish_reason", str, at),
+            )
+        )
+    extra = data.get("extra", {})
+    return SavedChat(
+        model=_need(data, "model", str, where),
+        template=_need(data, "template", str, where),
+        system=_need(data, "system", str, where),
+        history=_need(data, "history", bool, where),
+        sampling=_need(data, "sampling", dict, where),
+        turns=turns,
+        extra=extra if isinstance(extra, dict) else {},
+    )

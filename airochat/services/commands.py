@@ -1,0 +1,245 @@
+"""Slash commands. Each `cmd_<name>` method is a command and its docstring its `/help` line
+(aider's pattern); a command returns True to leave the REPL and never exits the process."""
+
+from __future__ import annotations
+
+import inspect
+import shlex
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Protocol
+
+from airochat.domain.closed_context import Document, closed_context, document_from_path
+from airochat.domain.config import Sampling
+from airochat.domain.templates import Template
+from airochat.errors import AirochatError, UsageError
+from airochat.services.chat import ChatSession
+from airochat.services.sessions import load_session, save_session
+
+
+class ChatIO(Protocol):
+    def read_message(self, default: str = "") -> str | None: ...
+    def edit_text(self, text: str) -> str | None: ...
+    def stream(self, text: str) -> None: ...
+    def end_reply(self, summary: str, cut: bool = False) -> None: ...
+    def show(self, text: str) -> None: ...
+    def notice(self, text: str) -> None: ...
+    def error(self, text: str) -> None: ...
+
+
+Answer = Callable[[str], None]
+
+
+class Commands:
+    def __init__(
+        self,
+        session: ChatSession,
+        io: ChatIO,
+        answer: Answer,
+        template_by_name: Callable[[str], Template],
+        session_path: Path | None = None,
+    ) -> None:
+        self.session = session
+        self.io = io
+        self.answer = answer
+        self.template_by_name = template_by_name
+        self.session_path = session_path
+        self.staged: list[Document] = []  # closed-context documents for the next message
+        self.show_stats = True
+
+    def names(self) -> list[str]:
+        return sorted(n[4:] for n in dir(self) if n.startswith("cmd_"))
+
+    def compose(self, message: str) -> str:
+        """The message as sent: wrapped in BEGININPUT blocks when documents are staged."""
+        if not self.staged:
+            return message
+        docs, self.staged = self.staged, []
+        return closed_context(docs, message, {})
+
+    def run(self, line: str) -> bool:
+        """Run a `/command`; True means leave the REPL."""
+        name, _, arg = line[1:].partition(" ")
+        low = name.lower()
+        matches = [low] if low in self.names() else [n for n in self.names() if n.startswith(low)]
+        if not name or len(matches) != 1:
+            hint = f"ambiguous: /{', /'.join(matches)}" if matches else f"unknown command /{name}"
+            self.io.error(f"{hint} (/help lists commands; start with // to send a '/' message)")
+            return False
+        try:
+            return bool(getattr(self, f"cmd_{matches[0]}")(arg.strip()))
+        except AirochatError as exc:
+            self.io.error(str(exc))
+            return False
+
+    # -- leaving and help ----------------------------------------------------------------------
+
+    def cmd_help(self, _arg: str) -> bool:
+        """List the commands."""
+        lines = [f"/{n:<8} {inspect.getdoc(getattr(self, f'cmd_{n}'))}" for n in self.names()]
+        lines.append('Enter sends · Alt+Enter or Ctrl+J: new line · """ fences a long message')
+        lines.append("Ctrl-C stops a reply · Tab completes commands and paths · Ctrl-D leaves")
+        self.io.show("\n".join(lines))
+        return False
+
+    def cmd_exit(self, _arg: str) -> bool:
+        """Leave (Ctrl-D too)."""
+        return True
+
+    def cmd_bye(self, _arg: str) -> bool:
+        """Leave, like /exit."""
+        return True
+
+    # -- the chat --------------------------------------------------------------------------------
+
+    def cmd_reset(self, _arg: str) -> bool:
+        """Start a new chat with the same settings."""
+        self.session.reset()
+        self.io.notice("New chat.")
+        return False
+
+    def cmd_undo(self, _arg: str) -> bool:
+        """Drop the last exchange."""
+        turn = self.session.undo()
+        first = turn.message.splitlines()[0][:60] if turn and turn.message else ""
+        self.io.notice(f"Dropped: {first}" if turn else "Nothing to undo.")
+        return False
+
+    def cmd_regen(self, _arg: str) -> bool:
+        """Answer the last message again."""
+        turn = self.session.undo()
+        if turn is None:
+            raise UsageError("nothing to regenerate yet")
+        self.answer(turn.message)
+        return False
+
+    def cmd_edit(self, _arg: str) -> bool:
+        """Edit the last message ($EDITOR, else inline), then answer it again."""
+        turns = self.session.conversation.turns
+        if not turns:
+            raise UsageError("nothing to edit yet")
+        edited = self.io.edit_text(turns[-1].message)
+        if not edited or not edited.strip():
+            self.io.notice("Unchanged.")
+            return False
+        self.session.undo()
+        self.answer(edited)
+        return False
+
+    def cmd_read(self, arg: str) -> bool:
+        """Send a file's text as your message: /read FILE."""
+        if not arg:
+            raise UsageError("usage: /read FILE")
+        self.answer(document_from_path(Path(arg).expanduser()).text)
+        return False
+
+    def cmd_context(self, arg: str) -> bool:
+        """Stage files for the next message as closed-context input (BEGININPUT blocks)."""
+        if not arg:
+            names = ", ".join(d.meta.get("source", "?") for d in self.staged) or "none"
+            self.io.notice(f"staged: {names} (/context FILE... to add)")
+            return False
+        try:
+            docs = [document_from_path(Path(p).expanduser()) for p in shlex.split(arg)]
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        self.staged += docs
+        self.io.notice(f"{len(self.staged)} document(s) staged for your next message")
+        return False
+
+    # -- seeing inside ---------------------------------------------------------------------------
+
+    def cmd_prompt(self, _arg: str) -> bool:
+        """Show the exact text the model saw for the latest turn, reply included."""
+        text = self.session.prompt_text()
+        self.io.show(text if text else "(nothing sent yet)")
+        return False
+
+    def cmd_stats(self, _arg: str) -> bool:
+        """Last reply: tokens, time to first token, tokens/s; the chat: context used."""
+        st = self.session.stats()
+        used = f"context {st.context_used} of {st.context_size} tokens"
+        if st.last is None:
+            self.io.show(f"no reply yet · {used}")
+            return False
+        d = st.last
+        self.io.show(
+            f"last reply: {d.prompt_tokens} prompt tokens ({d.prompt_eval_tokens} read new) · "
+            f"{d.generated} generated · first token {d.ttft_s:.2f}s · {d.tokens_per_s:.1f} tok/s"
+            f" · ended: {d.finish_reason}\n{used}"
+        )
+        return False
+
+    def cmd_system(self, arg: str) -> bool:
+        """Show the system prompt, or set it: /system TEXT."""
+        if not arg:
+            self.io.show(self.session.conversation.system or "(no system prompt)")
+            return False
+        self.session.set_system(arg)
+        self.io.notice("System prompt set (the chat is re-read with it next turn).")
+        return False
+
+    def cmd_show(self, _arg: str) -> bool:
+        """Show the settings /set can change."""
+        s = self.session.sampling
+        conv = self.session.conversation
+        rows = [f"{f.name} = {getattr(s, f.name)}" for f in fields(Sampling)]
+        rows += [
+            f"template = {conv.template.name}",
+            f"history = {'on' if conv.history else 'off'}",
+            f"stats = {'on' if self.show_stats else 'off'}",
+            f"model = {self.session.model_name} · context {self.session.engine.n_ctx}",
+        ]
+        self.io.show("\n".join(rows))
+        return False
+
+    def cmd_set(self, arg: str) -> bool:
+        """Change a setting: /set KEY VALUE (see /show)."""
+        key, _, value = arg.partition(" ")
+        value = value.strip()
+        if not key or not value:
+            raise UsageError("usage: /set KEY VALUE (keys: /show)")
+        numeric = {f.name: f.type for f in fields(Sampling)}
+        if key in numeric:
+            try:
+                number = int(value) if numeric[key] in (int, "int") else float(value)
+            except ValueError:
+                raise UsageError(f"{key} takes a number, not {value!r}") from None
+            try:
+                self.session.set_sampling(**{key: number})
+            except AirochatError as exc:
+                raise UsageError(str(exc)) from None
+        elif key == "template":
+            self.session.set_template(self.template_by_name(value))
+        elif key in ("history", "stats"):
+            if value not in ("on", "off"):
+                raise UsageError(f"{key} is on or off")
+            if key == "history":
+                self.session.set_history(value == "on")
+            else:
+                self.show_stats = value == "on"
+        else:
+            raise UsageError(f"unknown setting {key!r} (see /show)")
+        self.io.notice(f"{key} = {value}")
+        return False
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def cmd_save(self, arg: str) -> bool:
+        """Save the chat and its settings: /save FILE (JSON)."""
+        path = Path(arg).expanduser() if arg else self.session_path
+        if path is None:
+            raise UsageError("usage: /save FILE")
+        save_session(self.session, path)
+        self.io.notice(f"Saved {len(self.session.conversation.turns)} exchange(s) to {path}")
+        return False
+
+    def cmd_load(self, arg: str) -> bool:
+        """Load a saved chat: /load FILE."""
+        if not arg:
+            raise UsageError("usage: /load FILE")
+        path = Path(arg).expanduser()
+        n = load_session(self.session, path, self.template_by_name)
+        self.io.notice(f"Loaded {n} exchange(s) from {path}")
+        return False
