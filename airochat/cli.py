@@ -13,8 +13,14 @@ from typing import Annotated, Any
 
 import typer
 
-from airochat import __version__, cli_tools
-from airochat.cli_common import errors_to_exit, load_overrides, open_session, settings_from
+from airochat import __version__, cli_hub, cli_tools
+from airochat.cli_common import (
+    errors_to_exit,
+    load_overrides,
+    make_fetch,
+    open_session,
+    settings_from,
+)
 from airochat.cli_options import (
     CtxOpt,
     DebugOpt,
@@ -34,6 +40,7 @@ from airochat.cli_options import (
     TopKOpt,
     TopPOpt,
     VerboseOpt,
+    YesOpt,
 )
 from airochat.errors import ExitCode
 
@@ -97,6 +104,7 @@ def run(
         Path | None,
         typer.Option("--session", help="load this chat file if present; save after each turn"),
     ] = None,
+    yes: YesOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -120,6 +128,7 @@ def run(
             "no_input_history": no_input_history,
             "plain_output": plain_output,
             "no_stats": no_stats,
+            "yes": yes,
         }
         _start_repl(settings, model or settings.model, system, verbose, session_file, flags)
 
@@ -150,7 +159,8 @@ def _start_repl(
     )
     io = TerminalIO(options=options, markdown=settings.markdown and not flags["plain_output"])
     io.notice(f"Loading {name} ...")
-    session, plan = open_session(settings, name, system, verbose)
+    fetch = make_fetch(settings, flags["yes"], interactive=sys.stdin.isatty())
+    session, plan = open_session(settings, name, system, verbose, fetch)
     holder["session"] = session
 
     def template_by_name(tname: str) -> Any:
@@ -215,6 +225,7 @@ def ask(
         bool, typer.Option("--print-prompt", help="print the exact prompt and exit")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    yes: YesOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -248,7 +259,8 @@ def ask(
         if print_prompt:
             _print_prompt(settings, model, system, text, as_json)
             return
-        session, _plan = open_session(settings, model, system, verbose)
+        fetch = make_fetch(settings, yes, interactive=False)
+        session, _plan = open_session(settings, model, system, verbose, fetch)
         if spec.functions is not None:
             _answer_function(session, text, spec.loaded_functions, as_json)
         else:
@@ -320,6 +332,7 @@ def _answer_function(session: Any, text: str, functions: dict[str, Any], as_json
 
 
 cli_tools.register(app)
+cli_hub.register(app)
 
 
 def main() -> None:

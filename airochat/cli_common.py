@@ -68,11 +68,29 @@ def print_notes(plan: Any) -> None:
         make_console(stderr=True).print(f"[dim]airochat: {note}[/dim]", highlight=False)
 
 
-def open_session(settings: Any, model: str, system: str | None, verbose: bool) -> Any:
+def make_fetch(settings: Any, yes: bool, interactive: bool) -> Any:
+    """How a missing Hub model is fetched: at once with --yes, after asking in the REPL,
+    not at all in scripts (the error then says to pull or pass --yes)."""
+    if not yes and not interactive:
+        return None
+    from airochat.services.pull import pull
+
+    def confirm(question: str) -> bool:
+        return bool(typer.confirm(question, default=False, err=True))
+
+    def fetch(ref: Any) -> Any:
+        return pull(ref, gpu=settings.gpu_layers != "0", confirm=None if yes else confirm).path
+
+    return fetch
+
+
+def open_session(
+    settings: Any, model: str, system: str | None, verbose: bool, fetch: Any = None
+) -> Any:
     from airochat.services import loader
     from airochat.services.chat import ChatSession
 
-    plan = loader.plan(settings, model)
+    plan = loader.plan(settings, model, fetch)
     engine = loader.load(plan, settings, verbose=verbose)
     print_notes(plan)
     template = loader.make_template(plan.template, plan.header, engine)

@@ -33,3 +33,6 @@ MlockOpt = Annotated[bool, typer.Option("--mlock", help="lock the model in RAM")
 NoMmapOpt = Annotated[bool, typer.Option("--no-mmap", help="read the file instead of mapping")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", help="show llama.cpp's log")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="tracebacks on errors")]
+YesOpt = Annotated[
+    bool, typer.Option("--yes", "-y", help="download a missing Hub model without asking")
+]

@@ -15,7 +15,7 @@ REQUIRED = {
     "TheBloke/airoboros-l2-13B-gpt4-m2.0-GGUF": "airoboros",
     "TheBloke/Airoboros-L2-70B-GPT4-m2.0-GGUF": "airoboros",
     "TheBloke/airoboros-l2-7B-gpt4-2.0-GGUF": "airoboros",
-    "TheBloke/airoboros-l2-13B-gpt4-2.0-GGUF": "airoboros",
+    "TheBloke/airoboros-l2-13b-gpt4-2.0-GGUF": "airoboros",
     "TheBloke/airoboros-l2-70B-gpt4-2.0-GGUF": "airoboros",
     "TheBloke/airoboros-33B-GPT4-m2.0-GGUF": "airoboros",
     "TheBloke/airoboros-13B-gpt4-1.4-GGML": "airoboros",
@@ -38,7 +38,7 @@ def test_shipped_catalog_has_every_card_model() -> None:
 
 def test_context_and_rope_per_generation() -> None:
     cat = shipped()
-    assert cat.by_repo("TheBloke/airoboros-l2-13B-gpt4-2.0-GGUF").ctx == 4096  # type: ignore[union-attr]
+    assert cat.by_repo("TheBloke/airoboros-l2-13b-gpt4-2.0-GGUF").ctx == 4096  # type: ignore[union-attr]
     assert cat.by_repo("TheBloke/airoboros-33B-GPT4-m2.0-GGUF").ctx == 2048  # type: ignore[union-attr]
     pi = cat.by_repo("ycros/airoboros-65b-gpt4-1.4.1-PI-8192-GGML")
     assert pi is not None and (pi.ctx, pi.rope_scale, pi.format) == (8192, 4.0, "ggml")

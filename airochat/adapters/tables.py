@@ -82,3 +82,24 @@ def print_info(d: dict[str, Any], console: Console) -> None:
     for key, value in rows:
         t.add_row(key, value)
     console.print(t)
+
+
+def print_models(rows: list[dict[str, Any]], console: Console) -> None:
+    t = Table(title="models (catalog and downloaded)")
+    for col in ("alias", "repo", "quant", "size", "here", "fits"):
+        t.add_column(col)
+    for r in rows:
+        size = _size(r["size"]) if r["size"] else "?"
+        if r.get("size_estimated") and r["size"]:
+            size = "~" + size
+        fits = {True: "yes", False: "no", None: "?"}[r["fits"]]
+        note = " (GGML)" if r.get("format") == "ggml" else ""
+        t.add_row(
+            r["alias"] or "",
+            r["repo"] + note,
+            r["quant"],
+            size,
+            "yes" if r["downloaded"] else "",
+            fits,
+        )
+    console.print(t)

@@ -117,6 +117,7 @@ class Catalog:
         return self._entries.get(alias.lower())
 
     def by_repo(self, repo: str) -> CatalogEntry | None:
+        """Hub repo names are case-insensitive, so is this lookup."""
         low = repo.lower()
         return next((e for e in self._entries.values() if e.source.lower() == low), None)
 

@@ -23,7 +23,7 @@ from airochat.domain.templates import (
     template_for_model_name,
 )
 from airochat.errors import ContextOverflowError, UsageError
-from airochat.services.models import ResolvedModel, load_catalog, resolve
+from airochat.services.models import Fetch, ResolvedModel, load_catalog, resolve
 
 # Without a catalog entry or --ctx, a model trained for a huge context still starts at this
 # size: the KV cache for 128K tokens can need more memory than the weights.
@@ -94,8 +94,8 @@ def _wanted_ctx(settings: Settings, model: ResolvedModel, trained: int) -> tuple
     return 4096, "no context length in the file; assumed 4096", False
 
 
-def plan(settings: Settings, ref: str) -> ModelPlan:
-    model = resolve(ref, load_catalog())
+def plan(settings: Settings, ref: str, fetch: Fetch | None = None) -> ModelPlan:
+    model = resolve(ref, load_catalog(), fetch)
     header = read_header(model.path)
     shape = shape_of(header)
     ctx, why, explicit = _wanted_ctx(settings, model, header.context_length)

@@ -1,0 +1,86 @@
+"""Commands for models on the Hub and in the cache: pull, models, rm."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from airochat.cli_common import errors_to_exit, settings_from
+from airochat.cli_options import DebugOpt, GpuLayersOpt
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(pull)
+    app.command()(models)
+    app.command(name="rm")(remove)
+
+
+def _ref(model: str, quant: str | None) -> Any:
+    from airochat.errors import UsageError
+    from airochat.services.models import load_catalog
+    from airochat.services.pull import parse_ref
+
+    ref = parse_ref(model, load_catalog())
+    if ref is None:
+        raise UsageError(f"{model} is not a Hub model (alias, owner/repo[:QUANT], owner/repo/file)")
+    if quant:
+        from dataclasses import replace
+
+        ref = replace(ref, quant=quant.upper())
+    return ref
+
+
+def pull(
+    model: Annotated[str, typer.Argument(help="alias, owner/repo[:QUANT] or owner/repo/file.gguf")],
+    quant: Annotated[str | None, typer.Option("--quant", help="e.g. Q4_K_M")] = None,
+    gpu_layers: GpuLayersOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Download a GGUF quant into the Hugging Face cache, verified by sha256."""
+    with errors_to_exit(debug):
+        from airochat.adapters.terminal import make_console
+        from airochat.services.pull import pull as do_pull
+
+        settings = settings_from(gpu_layers=gpu_layers)
+        ref = _ref(model, quant)
+        err = make_console(stderr=True)
+        result = do_pull(ref, gpu=settings.gpu_layers != "0")
+        err.print(f"[dim]{result.option.quant}: {result.reason}[/dim]", highlight=False)
+        verb = "downloaded" if result.downloaded else "already here"
+        size = result.option.size / 2**30
+        err.print(f"{ref.label()} {result.option.quant} {verb} ({size:.2f} GiB), sha256 verified")
+        typer.echo(str(result.path))
+
+
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON list on stdout")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The catalog and what is downloaded: alias, repo, quant, size, fits here?"""
+    with errors_to_exit(debug):
+        from airochat.services.inventory import inventory
+
+        rows = inventory()
+        if as_json:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        from airochat.adapters.tables import print_models
+        from airochat.adapters.terminal import make_console
+
+        print_models(rows, make_console())
+
+
+def remove(
+    model: Annotated[str, typer.Argument(help="alias, owner/repo[:QUANT] or owner/repo/file")],
+    quant: Annotated[str | None, typer.Option("--quant", help="only this quant")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Remove a downloaded model (one quant, or all of its quants) from the cache."""
+    with errors_to_exit(debug):
+        from airochat.services.pull import remove as do_remove
+
+        ref = _ref(model, quant)
+        count, freed = do_remove(ref)
+        typer.echo(f"removed {count} file(s) of {ref.label()}, freed {freed / 2**30:.2f} GiB")

@@ -1,0 +1,156 @@
+"""`airochat pull` and friends: which file a Hub model name means, fetching it, finding it later.
+
+MODEL forms: `alias[:QUANT]`, `owner/repo[:QUANT]` (QUANT case-insensitive), `owner/repo/file.gguf`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from airochat.adapters import hub, locations
+from airochat.adapters.gpu import free_vram
+from airochat.adapters.machine import available_memory
+from airochat.domain.catalog import Catalog, CatalogEntry
+from airochat.domain.memory import GiB
+from airochat.domain.quants import (
+    QuantOption,
+    group_by_quant,
+    kv_bytes_guess,
+    params_from_name,
+    quant_of,
+)
+from airochat.domain.quants import pick as pick_quant
+from airochat.errors import ModelNotFoundError, UsageError
+
+_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+@dataclass(frozen=True)
+class HubRef:
+    repo: str
+    quant: str | None = None
+    filename: str | None = None
+    entry: CatalogEntry | None = None
+
+    @property
+    def suffix(self) -> str:
+        return ".bin" if self.entry and self.entry.format == "ggml" else ".gguf"
+
+    def label(self) -> str:
+        name = self.entry.alias if self.entry else self.repo
+        return f"{name}:{self.quant}" if self.quant else name
+
+
+def parse_ref(ref: str, catalog: Catalog) -> HubRef | None:
+    """A Hub reference, or None when `ref` names no Hub model."""
+    name, _, quant = ref.partition(":")
+    tag = quant.upper() or None
+    entry = catalog.get(name)
+    if entry is not None:
+        return HubRef(entry.repo, tag, None, entry) if entry.repo else None
+    if _REPO.match(name):
+        return HubRef(name, tag, None, catalog.by_repo(name))
+    parts = ref.split("/")
+    if len(parts) >= 3 and ref.lower().endswith((".gguf", ".bin")):
+        repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+        hub._check_path(filename)
+        return HubRef(repo, quant_of(filename), filename, catalog.by_repo(repo))
+    return None
+
+
+def _verified_dir() -> Path:
+    return locations.cache_dir() / "verified"
+
+
+def memory_budget(gpu: bool) -> int:
+    """Bytes a model file may take here: free RAM (+ free VRAM when offloading)."""
+    vram = free_vram() if gpu else None
+    return available_memory() + (vram or 0)
+
+
+def choose(ref: HubRef, files: list[hub.RemoteFile], gpu: bool) -> tuple[QuantOption, str]:
+    options = group_by_quant({f.path: f.size for f in files})
+    if not options:
+        kind = "GGML .bin" if ref.suffix == ".bin" else "GGUF"
+        raise ModelNotFoundError(f"{ref.repo} has no {kind} model files")
+    if ref.filename:
+        for opt in options.values():
+            if ref.filename in opt.files:
+                return opt, f"{ref.filename} as named"
+        raise ModelNotFoundError(f"{ref.repo} has no file {ref.filename}")
+    if ref.quant:
+        if ref.quant in options:
+            return options[ref.quant], f"{ref.quant} as asked"
+        have = ", ".join(sorted(options))
+        raise UsageError(f"{ref.repo} has no {ref.quant} quant; it has: {have}")
+    ctx = ref.entry.ctx if ref.entry and ref.entry.ctx else 4096
+    params = params_from_name(ref.repo) or 7.0
+    reserve = kv_bytes_guess(params, ctx) + GiB  # KV cache at the model's context + headroom
+    budget = memory_budget(gpu) - reserve
+    chosen, why = pick_quant(options, budget)
+    if chosen is None:
+        raise UsageError(f"{ref.repo}: {why}; pick one with :QUANT")
+    return chosen, why + f" with room for a {ctx}-token KV cache"
+
+
+@dataclass(frozen=True)
+class Pulled:
+    path: Path  # the first shard: llama.cpp finds the others beside it
+    option: QuantOption
+    reason: str
+    downloaded: int  # bytes fetched now (0 when everything was cached)
+
+
+Confirm = Callable[[str], bool]
+
+
+def pull(ref: HubRef, gpu: bool, progress: bool = True, confirm: Confirm | None = None) -> Pulled:
+    files = hub.list_files(ref.repo, (ref.suffix,))
+    option, reason = choose(ref, files, gpu)
+    by_path = {f.path: f for f in files}
+    cached = {p.name: p for p in hub.cached_repo_files(ref.repo)}
+    missing = [by_path[p] for p in option.files if Path(p).name not in cached]
+    need = sum(f.size for f in missing)
+    if missing:
+        hub.check_disk(need)
+        if confirm is not None and not confirm(
+            f"Download {ref.repo} {option.quant} ({need / GiB:.2f} GiB)?"
+        ):
+            raise UsageError("download cancelled")
+    paths = [hub.download(ref.repo, by_path[p], _verified_dir(), progress) for p in option.files]
+    return Pulled(paths[0], option, reason, need)
+
+
+def find_cached(ref: HubRef) -> Path | None:
+    """A verified local copy of what `ref` names, without asking the Hub."""
+    files = hub.cached_repo_files(ref.repo)
+    files = [f for f in files if f.suffix == ref.suffix]
+    if ref.filename:
+        files = [f for f in files if f.name == Path(ref.filename).name]
+    else:
+        want = ref.quant or (ref.entry.quant.upper() if ref.entry and ref.entry.quant else None)
+        if want:
+            files = [f for f in files if quant_of(f.name) == want]
+    if not files:
+        return None
+    options = group_by_quant({str(f): 0 for f in files})
+    best = min(options.values(), key=lambda o: o.files[0])
+    paths = [Path(p) for p in best.files]
+    for p in paths:
+        hub.ensure_verified(p, _verified_dir())
+    return paths[0]
+
+
+def remove(ref: HubRef) -> tuple[int, int]:
+    """Delete the cached files `ref` names (all quants when none is named): (files, bytes)."""
+    files = [f for f in hub.cached_repo_files(ref.repo) if f.suffix == ref.suffix]
+    if ref.filename:
+        files = [f for f in files if f.name == Path(ref.filename).name]
+    elif ref.quant:
+        files = [f for f in files if quant_of(f.name) == ref.quant]
+    if not files:
+        raise ModelNotFoundError(f"{ref.label()} is not downloaded")
+    return len(files), hub.remove(files)
