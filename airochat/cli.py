@@ -32,6 +32,7 @@ from airochat.cli_options import (
     RepeatOpt,
     RopeBaseOpt,
     RopeScaleOpt,
+    SceneOpt,
     SeedOpt,
     SystemOpt,
     TemperatureOpt,
@@ -42,6 +43,7 @@ from airochat.cli_options import (
     VerboseOpt,
     YesOpt,
 )
+from airochat.cli_scene import load_scene_file, scene_app
 from airochat.errors import ExitCode
 
 app = typer.Typer(
@@ -105,6 +107,7 @@ def run(
         typer.Option("--session", help="load this chat file if present; save after each turn"),
     ] = None,
     yes: YesOpt = False,
+    scene: SceneOpt = None,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -130,7 +133,10 @@ def run(
             "no_stats": no_stats,
             "yes": yes,
         }
-        _start_repl(settings, model or settings.model, system, verbose, session_file, flags)
+        flags_scene = scene
+        _start_repl(
+            settings, model or settings.model, system, verbose, session_file, flags, flags_scene
+        )
 
 
 def _start_repl(
@@ -140,6 +146,7 @@ def _start_repl(
     verbose: bool,
     session_file: Path | None,
     flags: dict[str, bool],
+    scene_file: Path | None = None,
 ) -> None:
     from airochat.adapters import locations
     from airochat.adapters.terminal import InputOptions, TerminalIO
@@ -168,9 +175,16 @@ def _start_repl(
             return loader.make_template(loader.Choice("gguf", ""), plan.header, session.engine)
         return get_template(tname)
 
+    from airochat.services.roleplay import RoleplaySession
+
+    roleplay = RoleplaySession(session, load_scene_file(scene_file)) if scene_file else None
     if session_file is not None and session_file.exists():
-        n = load_session(session, session_file, template_by_name)
-        io.notice(f"Resumed {n} exchange(s) from {session_file}")
+        saved = load_session(session, session_file, template_by_name)
+        io.notice(f"Resumed {len(saved.turns)} exchange(s) from {session_file}")
+        if roleplay is None:
+            roleplay = RoleplaySession.from_saved(session, saved.extra)
+    if roleplay is not None:
+        io.scene = (roleplay.scene.names, roleplay.scene.user)
     memory = "on" if session.conversation.history else "off (--no-history)"
     where = f"{plan.offload.n_gpu_layers} GPU layers" if plan.offload.n_gpu_layers else "CPU"
     io.notice(
@@ -178,9 +192,8 @@ def _start_repl(
         f" · {where}, {plan.threads} threads · memory {memory}"
         " · /help for commands, Ctrl-D to leave"
     )
-    run_repl(
-        session, io, template_by_name, session_file, settings.show_stats and not flags["no_stats"]
-    )
+    stats = settings.show_stats and not flags["no_stats"]
+    run_repl(session, io, template_by_name, session_file, stats, roleplay)
 
 
 @app.command()
@@ -226,6 +239,7 @@ def ask(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
     yes: YesOpt = False,
+    scene: SceneOpt = None,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -255,19 +269,28 @@ def ask(
             plain=plain,
             functions=functions,
         )
+        spec.allow_empty = scene is not None  # a scene's opening is a first turn of its own
         text = build_message(spec)
+        roleplay_scene = load_scene_file(scene) if scene is not None else None
         if print_prompt:
-            _print_prompt(settings, model, system, text, as_json)
+            _print_prompt(settings, model, system, text, as_json, roleplay_scene)
             return
         fetch = make_fetch(settings, yes, interactive=False)
         session, _plan = open_session(settings, model, system, verbose, fetch)
         if spec.functions is not None:
             _answer_function(session, text, spec.loaded_functions, as_json)
+        elif roleplay_scene is not None:
+            from airochat.services.roleplay import RoleplaySession
+
+            rp = RoleplaySession(session, roleplay_scene)
+            _answer(session, text, as_json, events=rp.start(text))
         else:
             _answer(session, text, as_json)
 
 
-def _print_prompt(settings: Any, model: str, system: str | None, text: str, as_json: bool) -> None:
+def _print_prompt(
+    settings: Any, model: str, system: str | None, text: str, as_json: bool, scene: Any = None
+) -> None:
     from airochat.domain.templates import render
     from airochat.services import loader
 
@@ -280,19 +303,29 @@ def _print_prompt(settings: Any, model: str, system: str | None, text: str, as_j
 
         tpl = get_template(plan.template.value)
     sys_prompt = system if system is not None else (settings.system or tpl.default_system)
+    stop = list(tpl.stop)
+    if scene is not None:
+        from airochat.domain.scene import render_opening, stop_strings
+
+        opening = render_opening(scene)
+        text = f"{opening}\n\n{text}" if text else opening
+        speaker = scene.names[0] if scene.mode == "single" else None
+        stop += [s for s in stop_strings(scene, speaker) if s not in stop]
     rendered = render(tpl.first_turn(sys_prompt, text))
+    if scene is not None and scene.mode == "single":
+        rendered += f"{scene.names[0]}:"
     if as_json:
-        out = {"prompt": rendered, "stop": list(tpl.stop), "template": tpl.name}
+        out = {"prompt": rendered, "stop": stop, "template": tpl.name}
         typer.echo(json.dumps(out, ensure_ascii=False))
     else:
         sys.stdout.write(rendered + "\n")
 
 
-def _answer(session: Any, text: str, as_json: bool) -> None:
+def _answer(session: Any, text: str, as_json: bool, events: Any = None) -> None:
     from airochat.adapters.engine import Done, TextChunk
 
     done: Done | None = None
-    for event in session.send(text):
+    for event in events if events is not None else session.send(text):
         if isinstance(event, TextChunk):
             if not as_json:
                 sys.stdout.write(event.text)
@@ -333,6 +366,7 @@ def _answer_function(session: Any, text: str, functions: dict[str, Any], as_json
 
 cli_tools.register(app)
 cli_hub.register(app)
+app.add_typer(scene_app, name="scene")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -35,4 +36,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", help="show llama.cpp's lo
 DebugOpt = Annotated[bool, typer.Option("--debug", help="tracebacks on errors")]
 YesOpt = Annotated[
     bool, typer.Option("--yes", "-y", help="download a missing Hub model without asking")
+]
+SceneOpt = Annotated[
+    Path | None, typer.Option("--scene", help="a roleplay scene file (YAML)", show_default=False)
 ]

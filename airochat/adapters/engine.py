@@ -77,6 +77,7 @@ class Done:
     ttft_s: float
     decode_s: float
     generated: int
+    stopped_by: str = ""  # the stop string that ended the reply, if one did
 
     @property
     def tokens_per_s(self) -> float:
@@ -311,6 +312,7 @@ class LlamaEngine:
             ttft_s=(first_at - start) if received else (last_at - start),
             decode_s=last_at - first_at,
             generated=received,
+            stopped_by=run.stopped_by,
         )
 
     def _prompt_evaluated(self, received: int) -> int:

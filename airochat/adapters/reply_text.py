@@ -26,6 +26,7 @@ class ReplyText:
     text: str = ""
     emitted: int = 0
     stopped: bool = False
+    stopped_by: str = ""
     _ends: list[int] = field(default_factory=list)  # text length after each token
     _decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
@@ -42,21 +43,38 @@ class ReplyText:
             return self._emit(self._token_start(len(self.text) - self._held_back()))
         return self._emit(len(self.text))
 
+    def _hay(self) -> tuple[str, int]:
+        """The text as a line start: a newline before it, leading spaces (a tokenizer's word
+        marker after `ASSISTANT: `) skipped; and the offset to map indices back."""
+        lead = len(self.text) - len(self.text.lstrip(" "))
+        return "\n" + self.text[lead:], lead - 1
+
     def _find_stop(self) -> int | None:
+        """Where the earliest stop string begins. The reply starts a line, so a stop string
+        that begins with a newline also matches at the very start."""
         window = max(len(s) for s in self.stop) + 8
-        start = max(0, self.emitted - window)
-        hits = [i for s in self.stop if (i := self.text.find(s, start)) >= 0]
-        return min(hits) if hits else None
+        hay, shift = self._hay()
+        start = max(0, self.emitted - shift - window)
+        best: tuple[int, str] | None = None
+        for s in self.stop:
+            i = hay.find(s, start)
+            if i >= 0 and (best is None or i < best[0]):
+                best = (i, s)
+        if best is None:
+            return None
+        self.stopped_by = best[1]
+        return max(best[0] + shift, 0) if best[0] > 0 else 0
 
     def _held_back(self) -> int:
         """Length of the longest tail of the text that is a prefix of some stop string."""
+        hay, _ = self._hay()
         best = 0
         for s in self.stop:
-            for n in range(min(len(s) - 1, len(self.text)), best, -1):
-                if self.text.endswith(s[:n]):
+            for n in range(min(len(s) - 1, len(hay)), best, -1):
+                if hay.endswith(s[:n]):
                     best = n
                     break
-        return best
+        return min(best, len(self.text))
 
     def _token_start(self, index: int) -> int:
         """Where the token holding text position `index` begins: a token that may be cut

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.text import Text
 
 from airochat.adapters.markdown_stream import MarkdownStream
+from airochat.adapters.scene_view import SceneView
 from airochat.adapters.storage import private_file
 
 FENCE = '"""'
@@ -112,7 +113,13 @@ class TerminalIO:
             enable_open_in_editor=False,
         )
         self._mid_line = False
-        self._md: MarkdownStream | None = None
+        self._md: MarkdownStream | SceneView | None = None
+        self.scene: tuple[list[str], str] | None = None  # (characters, user) in a roleplay
+
+    def _stream_view(self) -> MarkdownStream | SceneView:
+        if self.scene is not None:
+            return SceneView(self.console, *self.scene)
+        return MarkdownStream(self.console)
 
     def _bindings(self) -> Any:
         from prompt_toolkit.key_binding import KeyBindings
@@ -172,9 +179,9 @@ class TerminalIO:
     def stream(self, text: str) -> None:
         if not text:
             return
-        if self.markdown:
+        if self.markdown or self.scene is not None:
             if self._md is None:
-                self._md = MarkdownStream(self.console)
+                self._md = self._stream_view()
             self._md.update(text)
             return
         self.console.file.write(text)

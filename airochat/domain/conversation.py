@@ -26,6 +26,7 @@ class Turn:
     end: list[Segment] = field(default_factory=list)
     end_tokens: list[int] = field(default_factory=list)
     finish_reason: str = ""
+    reply_prefix: str = ""
 
     @property
     def complete(self) -> bool:
@@ -60,16 +61,26 @@ class Conversation:
             return self.template.first_turn(self.system, message)
         return self.template.next_turn(message)
 
-    def begin_turn(self, message: str, tokenizer: Tokenizer) -> Turn:
-        """Render and tokenize the next user turn (not yet added)."""
+    def begin_turn(self, message: str, tokenizer: Tokenizer, reply_prefix: str = "") -> Turn:
+        """Render and tokenize the next user turn (not yet added). `reply_prefix` starts the
+        model's reply for it (a roleplay speaker's `Name:`), in the same text as the turn."""
         segments = self._segments(message, opens=not self.history or not self.turns)
-        return Turn(message=message, prompt=segments, prompt_tokens=encode(segments, tokenizer))
+        if reply_prefix:
+            if segments and isinstance(segments[-1], str):
+                segments[-1] += reply_prefix
+            else:
+                segments.append(reply_prefix)
+        turn = Turn(message=message, prompt=segments, prompt_tokens=encode(segments, tokenizer))
+        turn.reply_prefix = reply_prefix
+        return turn
 
     def rebuild(self, tokenizer: Tokenizer) -> None:
         """Re-render every turn's template parts (after a system prompt, template or memory
         change). Replies keep the token ids the model generated."""
         for i, turn in enumerate(self.turns):
             turn.prompt = self._segments(turn.message, opens=not self.history or i == 0)
+            if turn.reply_prefix:
+                turn.prompt.append(turn.reply_prefix)
             turn.prompt_tokens = encode(turn.prompt, tokenizer)
             turn.end = self.template.end_of_reply()
             turn.end_tokens = encode(turn.end, tokenizer)

@@ -21,6 +21,7 @@ class SavedTurn:
     reply: str
     reply_tokens: list[int]
     finish_reason: str
+    reply_prefix: str = ""  # a roleplay speaker's "Name:" that opened the reply
 
 
 @dataclass
@@ -78,6 +79,7 @@ def parse(data: Any, where: str) -> SavedChat:
                 reply=_need(raw, "reply", str, at),
                 reply_tokens=tokens,
                 finish_reason=_need(raw, "finish_reason", str, at),
+                reply_prefix=str(raw.get("reply_prefix", "")),
             )
         )
     extra = data.get("extra", {})

@@ -85,11 +85,11 @@ class ChatSession:
         """Room kept for the reply when fitting the chat into the context."""
         return min(self.sampling.max_tokens, self.engine.n_ctx // 2)
 
-    def _fit(self, message: str) -> tuple[Turn, int]:
+    def _fit(self, message: str, prefix: str = "") -> tuple[Turn, int]:
         """The new turn, after dropping the oldest whole exchanges until prompt + reply budget
         fit the context. Never drops the system prompt or the current message."""
         conv = self.conversation
-        turn = conv.begin_turn(message, self.engine)
+        turn = conv.begin_turn(message, self.engine, prefix)
         dropped = 0
         while (
             conv.history
@@ -98,7 +98,7 @@ class ChatSession:
         ):
             conv.drop_oldest(self.engine)
             dropped += 1
-            turn = conv.begin_turn(message, self.engine)
+            turn = conv.begin_turn(message, self.engine, prefix)
         size = len(conv.prompt_tokens(turn))
         if size >= self.engine.n_ctx:
             raise ContextOverflowError(
@@ -107,14 +107,18 @@ class ChatSession:
             )
         return turn, dropped
 
-    def send(self, message: str, **sampling: Any) -> Iterator[Event]:
-        """Stream the reply to `message`; the turn is kept however the reply ends."""
-        turn, dropped = self._fit(message)
+    def send(
+        self, message: str, stop: list[str] | None = None, reply_prefix: str = ""
+    ) -> Iterator[Event]:
+        """Stream the reply to `message`; the turn is kept however the reply ends. `stop`
+        replaces the extra stop strings for this turn; `reply_prefix` starts the reply."""
+        turn, dropped = self._fit(message, reply_prefix)
         if dropped:
             yield Notice(f"context full: dropped the {dropped} oldest exchange(s) to continue")
         prompt = self.conversation.prompt_tokens(turn)
+        stops = [*self.template.stop, *(self.extra_stop if stop is None else stop)]
         with _sigint_stops(self.engine):
-            for event in self.engine.generate(prompt, self.params(**sampling), self.stop):
+            for event in self.engine.generate(prompt, self.params(), stops):
                 if isinstance(event, Done):
                     self.conversation.finish_turn(
                         turn, event.text, event.tokens, event.finish_reason, self.engine
@@ -178,7 +182,7 @@ class ChatSession:
             history=conv.history,
             sampling=asdict(self.sampling),
             turns=[
-                SavedTurn(t.message, t.reply, list(t.reply_tokens), t.finish_reason)
+                SavedTurn(t.message, t.reply, list(t.reply_tokens), t.finish_reason, t.reply_prefix)
                 for t in conv.turns
             ],
             extra=extra or {},
@@ -190,7 +194,7 @@ class ChatSession:
         self.conversation = Conversation(template, saved.system, saved.history)
         same_model = saved.model == self.model_name
         for t in saved.turns:
-            turn = self.conversation.begin_turn(t.message, self.engine)
+            turn = self.conversation.begin_turn(t.message, self.engine, t.reply_prefix)
             tokens = t.reply_tokens if same_model else self.engine.tokenize_text(t.reply)
             self.conversation.finish_turn(turn, t.reply, tokens, t.finish_reason, self.engine)
         known = {k: v for k, v in saved.sampling.items() if k in asdict(self.sampling)}

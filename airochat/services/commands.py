@@ -240,6 +240,6 @@ class Commands:
         if not arg:
             raise UsageError("usage: /load FILE")
         path = Path(arg).expanduser()
-        n = load_session(self.session, path, self.template_by_name)
-        self.io.notice(f"Loaded {n} exchange(s) from {path}")
+        saved = load_session(self.session, path, self.template_by_name)
+        self.io.notice(f"Loaded {len(saved.turns)} exchange(s) from {path}")
         return False

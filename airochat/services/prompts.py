@@ -27,6 +27,7 @@ class MessageSpec:
     no_guess: bool = False
     plain: bool = False
     functions: Path | None = None
+    allow_empty: bool = False
     loaded_functions: dict[str, Any] = field(default_factory=dict)
 
 
@@ -41,6 +42,8 @@ def build_message(spec: MessageSpec) -> str:
     else:
         text = spec.prompt or piped or ""
     if not text.strip():
+        if spec.allow_empty and not spec.contexts and spec.functions is None:
+            return ""
         raise UsageError("no prompt: give one as an argument or on stdin")
     if spec.contexts:
         docs = [

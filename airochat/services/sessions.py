@@ -8,7 +8,7 @@ from typing import Any
 
 from airochat.adapters.storage import read_json, write_json
 from airochat.domain.templates import Template
-from airochat.domain.transcript import parse
+from airochat.domain.transcript import SavedChat, parse
 from airochat.services.chat import ChatSession
 
 
@@ -18,9 +18,9 @@ def save_session(session: ChatSession, path: Path, extra: dict[str, Any] | None 
 
 def load_session(
     session: ChatSession, path: Path, template_by_name: Callable[[str], Template]
-) -> int:
+) -> SavedChat:
     """Replace the session's chat with the file's; a bad file raises and changes nothing."""
     saved = parse(read_json(path), str(path))
     template = template_by_name(saved.template)
     session.restore(saved, template)
-    return len(saved.turns)
+    return saved
