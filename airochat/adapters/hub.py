@@ -182,7 +182,13 @@ def cached_repo_files(repo: str) -> list[Path]:
     if not root.is_dir():
         return []
     snaps = sorted(root.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
-    return [f for snap in snaps for f in sorted(snap.rglob("*")) if f.suffix in (".gguf", ".bin")]
+    # a .gguf beside a .bin of the same name is airochat's conversion, not a Hub file
+    return [
+        f
+        for snap in snaps
+        for f in sorted(snap.rglob("*"))
+        if f.suffix == ".bin" or (f.suffix == ".gguf" and not f.with_suffix(".bin").exists())
+    ]
 
 
 def ensure_verified(path: Path, verified_dir: Path) -> Path:

@@ -58,6 +58,9 @@ def choose_template(settings: Settings, model: ResolvedModel, header: GGUFHeader
         return Choice(settings.template, "chosen with --template / config")
     if model.entry and model.entry.template:
         return Choice(model.entry.template, f"from the catalog entry {model.entry.alias}")
+    stored = header.metadata.get("airochat.template")
+    if isinstance(stored, str) and stored:
+        return Choice(stored, "recorded in the file when airochat converted it")
     for name in (model.name, header.name, str(header.metadata.get("general.basename", ""))):
         by_name = template_for_model_name(name)
         if by_name:

@@ -21,9 +21,11 @@ from airochat.domain.quants import (
     kv_bytes_guess,
     params_from_name,
     quant_of,
+    rank,
 )
 from airochat.domain.quants import pick as pick_quant
 from airochat.errors import ModelNotFoundError, UsageError
+from airochat.services.convert import converted_path
 
 _REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -121,27 +123,37 @@ def pull(ref: HubRef, gpu: bool, progress: bool = True, confirm: Confirm | None 
         ):
             raise UsageError("download cancelled")
     paths = [hub.download(ref.repo, by_path[p], _verified_dir(), progress) for p in option.files]
+    if ref.suffix == ".bin":  # legacy GGML: verified above, now converted beside it
+        from airochat.services.convert import convert_file, converted_path, options_for
+
+        target = converted_path(paths[0])
+        if not target.exists():
+            convert_file(paths[0], target, options_for(ref.entry))
+        return Pulled(target, option, reason + "; converted from GGML to GGUF", need)
     return Pulled(paths[0], option, reason, need)
 
 
 def find_cached(ref: HubRef) -> Path | None:
     """A verified local copy of what `ref` names, without asking the Hub."""
     files = hub.cached_repo_files(ref.repo)
-    files = [f for f in files if f.suffix == ref.suffix]
+    if ref.suffix == ".bin":  # use the converted GGUF, never the legacy file itself
+        files = [f for f in files if f.suffix == ".bin" and converted_path(f).exists()]
+    else:
+        files = [f for f in files if f.suffix == ref.suffix]
     if ref.filename:
         files = [f for f in files if f.name == Path(ref.filename).name]
-    else:
-        want = ref.quant or (ref.entry.quant.upper() if ref.entry and ref.entry.quant else None)
-        if want:
-            files = [f for f in files if quant_of(f.name) == want]
+    elif ref.quant:
+        files = [f for f in files if quant_of(f.name) == ref.quant]
     if not files:
         return None
     options = group_by_quant({str(f): 0 for f in files})
-    best = min(options.values(), key=lambda o: o.files[0])
+    default = ref.entry.quant.upper() if ref.entry and ref.entry.quant else None
+    # the catalog's default quant when it is here, else the best quality that is here
+    best = options.get(default or "") or min(options.values(), key=lambda o: rank(o.quant))
     paths = [Path(p) for p in best.files]
     for p in paths:
         hub.ensure_verified(p, _verified_dir())
-    return paths[0]
+    return converted_path(paths[0]) if ref.suffix == ".bin" else paths[0]
 
 
 def remove(ref: HubRef) -> tuple[int, int]:
@@ -153,4 +165,10 @@ def remove(ref: HubRef) -> tuple[int, int]:
         files = [f for f in files if quant_of(f.name) == ref.quant]
     if not files:
         raise ModelNotFoundError(f"{ref.label()} is not downloaded")
-    return len(files), hub.remove(files)
+    freed = 0
+    for f in files:
+        converted = converted_path(f) if f.suffix == ".bin" else None
+        if converted is not None and converted.exists():
+            freed += converted.stat().st_size
+            converted.unlink()
+    return len(files), freed + hub.remove(files)
