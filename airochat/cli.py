@@ -113,19 +113,7 @@ def run(
 ) -> None:
     """Chat interactively. Enter sends, Alt+Enter adds a line, /help lists commands."""
     with errors_to_exit(debug):
-        settings = settings_from(
-            template=template,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            repeat_penalty=repeat_penalty,
-            max_tokens=max_tokens,
-            seed=seed,
-            ctx=ctx,
-            threads=threads,
-            history=False if no_history else None,
-            **load_overrides(gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap),
-        )
+        settings = _shared_settings(locals(), history=False if no_history else None)
         flags = {
             "multiline": multiline,
             "no_input_history": no_input_history,
@@ -137,6 +125,31 @@ def run(
         _start_repl(
             settings, model or settings.model, system, verbose, session_file, flags, flags_scene
         )
+
+
+_SHARED = (
+    "template",
+    "temperature",
+    "top_p",
+    "top_k",
+    "repeat_penalty",
+    "max_tokens",
+    "seed",
+    "ctx",
+    "threads",
+)
+
+
+def _shared_settings(opts: dict[str, Any], **extra: Any) -> Any:
+    """Settings from the options `run` and `ask` share (their parameters, by name)."""
+    loading = load_overrides(
+        opts["gpu_layers"],
+        opts["rope_scale"],
+        opts["rope_freq_base"],
+        opts["mlock"],
+        opts["no_mmap"],
+    )
+    return settings_from(**{k: opts[k] for k in _SHARED}, **loading, **extra)
 
 
 def _start_repl(
@@ -245,18 +258,7 @@ def ask(
 ) -> None:
     """Answer one message and exit: for scripts and pipes."""
     with errors_to_exit(debug):
-        settings = settings_from(
-            template=template,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            repeat_penalty=repeat_penalty,
-            max_tokens=max_tokens,
-            seed=seed,
-            ctx=ctx,
-            threads=threads,
-            **load_overrides(gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap),
-        )
+        settings = _shared_settings(locals())
         from airochat.services.prompts import MessageSpec, build_message
 
         stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()

@@ -28,6 +28,7 @@ def reply(chat: ChatSession, message: str) -> Done:
 
 
 def test_second_turn_reads_only_the_new_tokens(tiny_engine: LlamaEngine) -> None:
+    tiny_engine.forget_cache()  # the engine is shared across tests: start cold
     chat = session(tiny_engine)
     first = reply(chat, "hello world")
     assert first.prompt_eval_tokens == first.prompt_tokens  # cold: everything read

@@ -51,7 +51,7 @@ def test_scene_with_the_demo_model(demo_gguf: Path, tmp_path: Path) -> None:
     assert "*sniffs the bread* ASSISTANT:" in text
     saved = tmp_path / "scene-session.json"
     child.send(f"/save {saved}\r")
-    child.expect("Saved the scene")
+    child.expect(r"Saved \d+ exchange")
     child.expect_exact(PROMPT)
     child.sendcontrol("d")
     child.expect(pexpect.EOF)

@@ -43,38 +43,52 @@ class ReplyText:
             return self._emit(self._token_start(len(self.text) - self._held_back()))
         return self._emit(len(self.text))
 
-    def _hay(self) -> tuple[str, int]:
-        """The text as a line start: a newline before it, leading spaces (a tokenizer's word
-        marker after `ASSISTANT: `) skipped; and the offset to map indices back."""
-        lead = len(self.text) - len(self.text.lstrip(" "))
-        return "\n" + self.text[lead:], lead - 1
+    def _at_start(self) -> str | None:
+        """The reply starts a line: while it is short, a stop string that begins with a newline
+        also matches at its very start (after a tokenizer's leading space). Only checked while
+        the reply is short, so the token loop stays linear."""
+        if len(self.text) > self._start_window:
+            return None
+        body = self.text.lstrip(" ")
+        for s in self.stop:
+            if s.startswith("\n") and body.startswith(s[1:]):
+                return s
+        return None
 
     def _find_stop(self) -> int | None:
-        """Where the earliest stop string begins. The reply starts a line, so a stop string
-        that begins with a newline also matches at the very start."""
-        window = max(len(s) for s in self.stop) + 8
-        hay, shift = self._hay()
-        start = max(0, self.emitted - shift - window)
+        """Where the earliest stop string begins, or None."""
+        if (s := self._at_start()) is not None:
+            self.stopped_by = s
+            return 0
+        window = self._start_window
+        start = max(0, self.emitted - window)
         best: tuple[int, str] | None = None
         for s in self.stop:
-            i = hay.find(s, start)
+            i = self.text.find(s, start)
             if i >= 0 and (best is None or i < best[0]):
                 best = (i, s)
         if best is None:
             return None
         self.stopped_by = best[1]
-        return max(best[0] + shift, 0) if best[0] > 0 else 0
+        return best[0]
 
     def _held_back(self) -> int:
         """Length of the longest tail of the text that is a prefix of some stop string."""
-        hay, _ = self._hay()
         best = 0
         for s in self.stop:
-            for n in range(min(len(s) - 1, len(hay)), best, -1):
-                if hay.endswith(s[:n]):
+            for n in range(min(len(s) - 1, len(self.text)), best, -1):
+                if self.text.endswith(s[:n]):
                     best = n
                     break
-        return min(best, len(self.text))
+        if len(self.text) <= self._start_window:  # the whole short reply may begin a stop
+            body = self.text.lstrip(" ")
+            if body and any(s.startswith("\n") and s[1:].startswith(body) for s in self.stop):
+                best = len(self.text)
+        return best
+
+    @property
+    def _start_window(self) -> int:
+        return max((len(s) for s in self.stop), default=0) + 8
 
     def _token_start(self, index: int) -> int:
         """Where the token holding text position `index` begins: a token that may be cut

@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from airochat.domain.closed_context import Document, closed_context, document_from_path
 from airochat.domain.config import Sampling
@@ -231,9 +231,13 @@ class Commands:
         path = Path(arg).expanduser() if arg else self.session_path
         if path is None:
             raise UsageError("usage: /save FILE")
-        save_session(self.session, path)
+        save_session(self.session, path, self.saved_extra())
         self.io.notice(f"Saved {len(self.session.conversation.turns)} exchange(s) to {path}")
         return False
+
+    def saved_extra(self) -> dict[str, Any] | None:
+        """What a session file keeps beside the chat (a scene, in a roleplay)."""
+        return None
 
     def cmd_load(self, arg: str) -> bool:
         """Load a saved chat: /load FILE."""

@@ -80,15 +80,5 @@ class SceneCommands(Commands):
         self.io.notice(f"Loaded {len(saved.turns)} turn(s) from {arg}")
         return False
 
-    def cmd_save(self, arg: str) -> bool:
-        """Save the scene, the chat and the settings: /save FILE (JSON)."""
-        from airochat.services.sessions import save_session
-
-        path = Path(arg).expanduser() if arg else self.session_path
-        if path is None:
-            raise UsageError("usage: /save FILE")
-        save_session(self.session, path, self.roleplay.saved_extra())
-        self.io.notice(
-            f"Saved the scene and {len(self.session.conversation.turns)} turn(s) to {path}"
-        )
-        return False
+    def saved_extra(self) -> dict[str, Any] | None:
+        return self.roleplay.saved_extra()
