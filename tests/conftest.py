@@ -64,6 +64,22 @@ def airochat_exe() -> str:
     return str(exe) if exe.exists() else shutil.which("airochat") or "airochat"
 
 
+def popen_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """The console script as a child we can signal. SIGINT gets its default disposition: a
+    runner started in the background by a non-interactive shell has it ignored, and children
+    inherit that (Python then never raises KeyboardInterrupt)."""
+    import signal
+
+    return subprocess.Popen(
+        [airochat_exe(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
 def run_cli(
     *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import airochat_exe, run_cli
+from tests.conftest import popen_cli, run_cli
 
 SYSTEM = (
     "A chat between a curious user and an assistant. The assistant gives helpful, detailed, "
@@ -148,25 +147,18 @@ def test_ask_with_the_demo_model(demo_gguf: Path) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_stops_ask_with_130_and_partial_output(demo_gguf: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            airochat_exe(),
-            "ask",
-            "gemma3-270m",
-            "Write a long story.",
-            "--max-tokens",
-            "2000",
-            "--threads",
-            "1",
-            "--seed",
-            "1",
-            "--temperature",
-            "0.7",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=dict(os.environ),
+    proc = popen_cli(
+        "ask",
+        "gemma3-270m",
+        "Write a long story.",
+        "--max-tokens",
+        "2000",
+        "--threads",
+        "1",
+        "--seed",
+        "1",
+        "--temperature",
+        "0.7",
     )
     assert proc.stdout is not None
     first = proc.stdout.read(1)  # the reply is streaming

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import airochat_exe, run_cli
+from tests.conftest import airochat_exe, popen_cli, run_cli
 from tests.hub_server import HubServer, Repo
 
 REPO = "airo/tiny-airoboros-7b-GGUF"
@@ -177,12 +176,7 @@ def test_ctrl_c_leaves_nothing_that_looks_complete(hub: tuple[HubServer, dict[st
     server.state.repos["airo/slow-GGUF"] = Repo(
         files={"s.Q4_K_M.gguf": b"\1" * (4 << 20)}, slow=True
     )
-    proc = subprocess.Popen(
-        [airochat_exe(), "pull", "airo/slow-GGUF"],
-        env={**os.environ, **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = popen_cli("pull", "airo/slow-GGUF", env=env)
     time.sleep(2.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
