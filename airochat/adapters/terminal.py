@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -208,7 +207,3 @@ class TerminalIO:
 
     def error(self, text: str) -> None:
         self.console.print(Text(text, style="bold red"))
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()

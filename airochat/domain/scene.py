@@ -173,8 +173,3 @@ def unknown_speakers(scene: Scene, reply: str) -> list[str]:
         if m and m.group(1) not in known and m.group(1) not in found:
             found.append(m.group(1))
     return found
-
-
-def speaker_of(line: str) -> str | None:
-    m = _SPEAKER.match(line.strip())
-    return m.group(1) if m else None

@@ -126,12 +126,6 @@ class ChatSession:
                     self.last = event
                 yield event
 
-    def preview(self, message: str) -> str:
-        """The exact prompt text the model would read for `message`, without generating."""
-        turn = self.conversation.begin_turn(message, self.engine)
-        before = self.conversation.render() if self.conversation.history else ""
-        return before + turn.text()
-
     def prompt_text(self) -> str:
         """What the model saw for the latest turn, its reply included."""
         return self.conversation.render()
