@@ -44,7 +44,7 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_gguf: Path) -> Iterator[object]:
-    from airochat.adapters.engine import LlamaEngine, LoadOptions
+    from airochat.adapters.llama_engine import LlamaEngine, LoadOptions
 
     engine = LlamaEngine.load(LoadOptions(path=tiny_gguf, n_ctx=512, n_threads=1))
     yield engine

@@ -8,19 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from airochat.adapters.engine import Done, LlamaEngine, LoadOptions
+from airochat.adapters.llama_engine import LlamaEngine, LoadOptions
 from airochat.domain.config import Sampling
+from airochat.domain.events import Done
 from airochat.domain.templates import get_template
-from airochat.services.chat import ChatSession
+from airochat.services.chat import Chat
 
 SAMPLING = Sampling(temperature=0.0, max_tokens=6, seed=3)
 
 
-def session(engine: LlamaEngine, history: bool = True) -> ChatSession:
-    return ChatSession(engine, get_template("airoboros"), "A chat.", SAMPLING, history=history)
+def session(engine: LlamaEngine, history: bool = True) -> Chat:
+    return Chat(engine, get_template("airoboros"), "A chat.", SAMPLING, history=history)
 
 
-def reply(chat: ChatSession, message: str) -> Done:
+def reply(chat: Chat, message: str) -> Done:
     events = list(chat.send(message))
     done = events[-1]
     assert isinstance(done, Done)
@@ -82,7 +83,7 @@ def test_reset_forgets(tiny_engine: LlamaEngine) -> None:
 
 
 def test_stop_requested_mid_reply_keeps_the_turn(tiny_engine: LlamaEngine) -> None:
-    chat = ChatSession(
+    chat = Chat(
         tiny_engine, get_template("airoboros"), "A chat.", Sampling(temperature=0.0, max_tokens=50)
     )
     events = chat.send("hello")
@@ -100,7 +101,7 @@ def test_stop_during_a_long_prompt_read_returns_promptly(demo_gguf: Path) -> Non
     """One llama_decode of a long prompt runs for seconds in C; the abort callback ends it."""
     engine = LlamaEngine.load(LoadOptions(path=demo_gguf, n_ctx=4096, n_threads=2))
     try:
-        chat = ChatSession(engine, get_template("airoboros"), "A chat.", SAMPLING)
+        chat = Chat(engine, get_template("airoboros"), "A chat.", SAMPLING)
         long_message = "The quick brown fox jumps over the lazy dog. " * 220  # ~2200 tokens
         timer = threading.Timer(0.5, engine.request_stop)
         start = time.perf_counter()

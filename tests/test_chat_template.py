@@ -79,7 +79,7 @@ def test_gguf_template_chosen_and_markers_are_special_tokens(tmp_path: Path) -> 
     assert out["prompt"] == "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n"
     assert "</s>" in out["stop"]  # the model's EOS text ends a turn too
 
-    from airochat.adapters.engine import LlamaEngine, LoadOptions
+    from airochat.adapters.llama_engine import LlamaEngine, LoadOptions
 
     engine = LlamaEngine.load(LoadOptions(path=model, n_ctx=128, n_threads=1))
     try:

@@ -77,6 +77,7 @@ def test_ask_json(tiny_gguf: Path) -> None:
         "model",
         "template",
         "prompt_tokens",
+        "prompt_eval_tokens",
         "completion_tokens",
         "ttft_s",
         "tokens_per_s",

@@ -6,19 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from airochat.adapters.engine import (
-    Done,
-    LlamaEngine,
-    LoadOptions,
-    SamplingParams,
-    TextChunk,
-)
-from airochat.adapters.reply_text import ReplyText
+from airochat.adapters.llama_engine import LlamaEngine, LoadOptions
+from airochat.domain.config import Sampling
+from airochat.domain.events import Done, TextChunk
+from airochat.domain.stops import ReplyText
 from airochat.domain.templates import BOS, EOS, get_template, render
 from airochat.domain.templates import encode as encode_segments
 from airochat.errors import ContextOverflowError, ModelLoadError
 
-GREEDY = SamplingParams(
+GREEDY = Sampling(
     temperature=0.0, top_p=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0, max_tokens=8, seed=1
 )
 
@@ -62,7 +58,7 @@ def test_generate_streams_then_done(tiny_engine: LlamaEngine) -> None:
 
 
 def test_same_seed_same_reply(tiny_engine: LlamaEngine) -> None:
-    params = SamplingParams(0.8, 1.0, 0, 0.0, 1.0, 12, seed=7)
+    params = Sampling(0.8, 1.0, 0, 0.0, 1.0, 12, seed=7)
     prompt = [1, *tiny_engine.tokenize_text("The capital")]
     a = list(tiny_engine.generate(prompt, params))[-1]
     b = list(tiny_engine.generate(prompt, params))[-1]

@@ -58,7 +58,7 @@ def test_scene_with_the_demo_model(demo_gguf: Path, tmp_path: Path) -> None:
     child.close()
     assert child.exitstatus == 0
     data = json.loads(saved.read_text())
-    assert data["extra"]["scene"]["title"] == "Figs at the orchard cafe"
+    assert data["scene"]["title"] == "Figs at the orchard cafe"
     assert [t["message"] for t in data["turns"]][1:] == [
         '"Are the figs ripe yet?"',
         "*sniffs the bread*",
@@ -89,7 +89,11 @@ def test_single_mode_next_and_resume(tiny_gguf: Path, tmp_path: Path) -> None:
     turn(child, "How much?")
     assert "How much? ASSISTANT: Lady Ferrow:" in show_prompt(child)
     child.send("/next Nobody\r")
-    child.expect("no character 'Nobody'")
+    child.expect("name a character: one of")
+    child.expect_exact(PROMPT)
+    child.send("/sce\t")  # a scene's own commands Tab-complete (they did not)
+    child.expect("ne")  # the redraw writes only the completed remainder
+    child.sendcontrol("c")
     child.expect_exact(PROMPT)
     child.close(force=True)
     # resume: the scene comes back from the session file

@@ -12,8 +12,7 @@ import pytest
 import yaml
 
 from airochat.adapters.cards import CardError, card_character
-from airochat.adapters.engine import LlamaEngine
-from airochat.adapters.reply_text import ReplyText
+from airochat.adapters.llama_engine import LlamaEngine
 from airochat.domain.scene import (
     SceneError,
     load_scene,
@@ -22,6 +21,7 @@ from airochat.domain.scene import (
     stop_strings,
     unknown_speakers,
 )
+from airochat.domain.stops import ReplyText
 from tests.conftest import run_cli
 
 CARDS_EXAMPLE = {

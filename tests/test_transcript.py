@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from airochat.domain.transcript import SavedChat, SavedTurn, SessionFileError, parse
+from airochat.domain.transcript import VERSION, SavedChat, SavedTurn, SessionFileError, parse
 
 
 def saved() -> SavedChat:
@@ -23,7 +23,8 @@ def test_round_trip() -> None:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d.update(version=2), "newer airochat"),
+        (lambda d: d.update(version=VERSION + 1), "newer airochat"),
+        (lambda d: d.update(version=0), "bad version"),
         (lambda d: d.update(schema="x"), "not an airochat session file"),
         (lambda d: d.pop("system"), "'system' is missing"),
         (lambda d: d["turns"][0].update(reply_tokens=["a"]), "reply_tokens must be token ids"),
@@ -35,3 +36,12 @@ def test_bad_files(mutate: object, message: str) -> None:
     mutate(data)  # type: ignore[operator]
     with pytest.raises(SessionFileError, match=message):
         parse(data, "f")
+
+
+def test_version_1_file_is_upgraded_in_memory() -> None:
+    """A v1 file (scene under `extra`) loads; the next save writes the current version."""
+    scene = {"title": "T", "user": {"name": "Jon"}, "characters": [{"name": "Ayla"}]}
+    v1 = {**saved().to_json(), "version": 1, "extra": {"scene": scene}}
+    loaded = parse(v1, "f")
+    assert loaded.scene == scene and loaded.turns == saved().turns
+    assert loaded.to_json()["version"] == VERSION and "extra" not in loaded.to_json()

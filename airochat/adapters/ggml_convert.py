@@ -78,31 +78,72 @@ def _bad(path: Path, why: str) -> GGMLError:
     return GGMLError(f"{path.name}: {why}")
 
 
-def read_ggjt(path: Path, buf: Any) -> GGMLModel:
-    size = len(buf)
+class _Cursor:
+    """Bounded reads through a legacy file: every length is checked against what is left."""
+
+    def __init__(self, path: Path, buf: Any, pos: int) -> None:
+        self.path, self.buf, self.pos, self.size = path, buf, pos, len(buf)
+
+    def take(self, fmt: str, what: str) -> tuple[Any, ...]:
+        n = struct.calcsize(fmt)
+        if self.pos + n > self.size:
+            raise _bad(self.path, f"truncated while reading {what}; re-download it")
+        out = struct.unpack_from(fmt, self.buf, self.pos)
+        self.pos += n
+        return out
+
+    def raw(self, n: int, what: str) -> bytes:
+        if self.pos + n > self.size:
+            raise _bad(self.path, f"truncated {what}; re-download it")
+        out = bytes(self.buf[self.pos : self.pos + n])
+        self.pos += n
+        return out
+
+
+def _check_version(path: Path, buf: Any) -> None:
     magic = bytes(buf[:4])
     if magic not in _LEGACY:
         raise _bad(path, f"not a legacy GGML file (magic {magic!r})")
     kind, _ = _LEGACY[magic]
-    version = struct.unpack_from("<I", buf, 4)[0] if kind != "ggml" and size >= 8 else 0
+    version = struct.unpack_from("<I", buf, 4)[0] if kind != "ggml" and len(buf) >= 8 else 0
     if kind != "ggjt" or version != 3:
         raise _bad(
             path,
             f"{kind} v{version} is older than GGJT v3, the only legacy format "
             "supported; look for a newer quantization of the model",
         )
-    pos = 8
 
-    def take(fmt: str, what: str) -> tuple[Any, ...]:
-        nonlocal pos
-        n = struct.calcsize(fmt)
-        if pos + n > size:
-            raise _bad(path, f"truncated while reading {what}; re-download it")
-        out = struct.unpack_from(fmt, buf, pos)
-        pos += n
-        return out
 
-    model = GGMLModel(*take("<7i", "hyper-parameters"))
+def _read_tensor(cur: _Cursor) -> LegacyTensor:
+    path = cur.path
+    n_dims, name_len, type_id = cur.take("<3i", "a tensor header")
+    if not 1 <= n_dims <= 4 or not 0 < name_len < 4096:
+        raise _bad(path, f"damaged tensor header at byte {cur.pos}")
+    dims = cur.take(f"<{n_dims}i", "tensor dims")
+    name = cur.raw(name_len, "tensor name").decode("utf-8", errors="replace")
+    cur.pos = (cur.pos + 31) & ~31
+    if type_id not in GGML_TYPES:
+        raise _bad(path, f"tensor {name} has an unknown type {type_id}")
+    _, block, bsize = GGML_TYPES[type_id]
+    count = 1
+    for d in dims:
+        if d <= 0:
+            raise _bad(path, f"tensor {name} has an impossible shape {dims}")
+        count *= d
+    if dims[0] % block:
+        raise _bad(path, f"tensor {name} rows do not fill whole blocks")
+    nbytes = count // block * bsize
+    if cur.pos + nbytes > cur.size:
+        raise _bad(path, f"truncated in tensor {name}; re-download it")
+    tensor = LegacyTensor(name, tuple(dims), type_id, cur.pos, nbytes)
+    cur.pos += nbytes
+    return tensor
+
+
+def read_ggjt(path: Path, buf: Any) -> GGMLModel:
+    _check_version(path, buf)
+    cur = _Cursor(path, buf, 8)
+    model = GGMLModel(*cur.take("<7i", "hyper-parameters"))
     if not (
         0 < model.n_vocab < 1 << 20
         and 0 < model.n_layer < 1024
@@ -111,36 +152,13 @@ def read_ggjt(path: Path, buf: Any) -> GGMLModel:
     ):
         raise _bad(path, "implausible hyper-parameters")
     for i in range(model.n_vocab):
-        (length,) = take("<I", f"vocab item {i}")
-        if length > 4096 or pos + length > size:
-            raise _bad(path, f"bad or truncated vocab item {i}; re-download it")
-        text = bytes(buf[pos : pos + length])
-        pos += length
-        model.vocab.append((text, take("<f", f"vocab score {i}")[0]))
-    while pos < size:
-        n_dims, name_len, type_id = take("<3i", "a tensor header")
-        if not 1 <= n_dims <= 4 or not 0 < name_len < 4096:
-            raise _bad(path, f"damaged tensor header at byte {pos}")
-        dims = take(f"<{n_dims}i", "tensor dims")
-        if pos + name_len > size:
-            raise _bad(path, "truncated tensor name; re-download it")
-        name = bytes(buf[pos : pos + name_len]).decode("utf-8", errors="replace")
-        pos = (pos + name_len + 31) & ~31
-        if type_id not in GGML_TYPES:
-            raise _bad(path, f"tensor {name} has an unknown type {type_id}")
-        _, block, bsize = GGML_TYPES[type_id]
-        count = 1
-        for d in dims:
-            if d <= 0:
-                raise _bad(path, f"tensor {name} has an impossible shape {dims}")
-            count *= d
-        if dims[0] % block:
-            raise _bad(path, f"tensor {name} rows do not fill whole blocks")
-        nbytes = count // block * bsize
-        if pos + nbytes > size:
-            raise _bad(path, f"truncated in tensor {name}; re-download it")
-        model.tensors.append(LegacyTensor(name, tuple(dims), type_id, pos, nbytes))
-        pos += nbytes
+        (length,) = cur.take("<I", f"vocab item {i}")
+        if length > 4096:
+            raise _bad(path, f"bad vocab item {i}; re-download it")
+        text = cur.raw(length, f"vocab item {i}")
+        model.vocab.append((text, cur.take("<f", f"vocab score {i}")[0]))
+    while cur.pos < cur.size:
+        model.tensors.append(_read_tensor(cur))
     return model
 
 

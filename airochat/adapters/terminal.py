@@ -19,8 +19,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
-from airochat.adapters.markdown_stream import MarkdownStream
-from airochat.adapters.scene_view import SceneView
+from airochat.adapters.reply_views import PlainView, ReplyView
 from airochat.adapters.storage import private_file
 
 FENCE = '"""'
@@ -48,9 +47,9 @@ def unfence(text: str) -> str:
 class InputOptions:
     multiline: bool = False  # FastChat's habit: Enter adds a line, Alt+Enter sends
     history_file: Path | None = None
-    commands: list[str] = field(default_factory=list)
     path_commands: tuple[str, ...] = ("load", "save", "read", "context")
-    toolbar: Callable[[], str] | None = None
+    commands: Callable[[], list[str]] = field(default=lambda: [])  # the names in force
+    toolbar: Callable[[], str] = field(default=lambda: "")
 
 
 def _completer(options: InputOptions) -> Any:
@@ -66,7 +65,7 @@ def _completer(options: InputOptions) -> Any:
                 return
             name, space, rest = text[1:].partition(" ")
             if not space:
-                for cmd in options.commands:
+                for cmd in options.commands():
                     if cmd.startswith(name):
                         yield Completion(cmd, start_position=-len(name))
             elif name in options.path_commands:
@@ -83,7 +82,7 @@ class TerminalIO:
         self,
         console: Console | None = None,
         options: InputOptions | None = None,
-        markdown: bool = True,
+        view: Callable[[], ReplyView] | None = None,
         pt_input: Any = None,
         pt_output: Any = None,
     ) -> None:
@@ -92,13 +91,13 @@ class TerminalIO:
 
         self.console = console or make_console()
         self.options = options or InputOptions()
-        self.markdown = markdown and self.console.is_terminal
+        self._new_view = view or (lambda: PlainView(self.console))
         history = (
             FileHistory(str(private_file(self.options.history_file)))
             if self.options.history_file
             else InMemoryHistory()
         )
-        toolbar = self.options.toolbar
+        opts = self.options
         self._session: Any = PromptSession(
             multiline=True,  # pasted newlines stay in the buffer; Enter is bound below
             key_bindings=self._bindings(),
@@ -108,17 +107,14 @@ class TerminalIO:
             input=pt_input,
             output=pt_output,
             prompt_continuation=lambda width, _n, _soft: "." * (width - 1) + " ",
-            bottom_toolbar=(lambda: f" {toolbar()} ") if toolbar else None,
+            bottom_toolbar=lambda: f" {opts.toolbar()} ",
             enable_open_in_editor=False,
         )
-        self._mid_line = False
-        self._md: MarkdownStream | SceneView | None = None
-        self.scene: tuple[list[str], str] | None = None  # (characters, user) in a roleplay
+        self._view: ReplyView | None = None
 
-    def _stream_view(self) -> MarkdownStream | SceneView:
-        if self.scene is not None:
-            return SceneView(self.console, *self.scene)
-        return MarkdownStream(self.console)
+    def attach(self, status: Callable[[], str], commands: Callable[[], list[str]]) -> None:
+        self.options.toolbar = status
+        self.options.commands = commands
 
     def _bindings(self) -> Any:
         from prompt_toolkit.key_binding import KeyBindings
@@ -178,22 +174,14 @@ class TerminalIO:
     def stream(self, text: str) -> None:
         if not text:
             return
-        if self.markdown or self.scene is not None:
-            if self._md is None:
-                self._md = self._stream_view()
-            self._md.update(text)
-            return
-        self.console.file.write(text)
-        self.console.file.flush()
-        self._mid_line = not text.endswith("\n")
+        if self._view is None:
+            self._view = self._new_view()
+        self._view.update(text)
 
     def end_reply(self, summary: str, cut: bool = False) -> None:
-        if self._md is not None:
-            self._md.close()
-            self._md = None
-        if self._mid_line:
-            self.console.file.write("\n")
-            self._mid_line = False
+        if self._view is not None:
+            self._view.close()
+            self._view = None
         if cut:
             self.console.print(Text("[reply stopped]", style="yellow"))
         if summary:

@@ -61,38 +61,64 @@ class Conversation:
             return self.template.first_turn(self.system, message)
         return self.template.next_turn(message)
 
-    def begin_turn(self, message: str, tokenizer: Tokenizer, reply_prefix: str = "") -> Turn:
+    def begin_turn(
+        self,
+        message: str,
+        tokenizer: Tokenizer,
+        reply_prefix: str = "",
+        opens: bool | None = None,
+    ) -> Turn:
         """Render and tokenize the next user turn (not yet added). `reply_prefix` starts the
-        model's reply for it (a roleplay speaker's `Name:`), in the same text as the turn."""
-        segments = self._segments(message, opens=not self.history or not self.turns)
+        model's reply for it (a roleplay speaker's `Name:`), in the same text as the turn.
+        `opens`: render it as the chat's first turn (default: when it would be)."""
+        if opens is None:
+            opens = not self.history or not self.turns
+        segments = self._with_prefix(self._segments(message, opens), reply_prefix)
+        turn = Turn(message=message, prompt=segments, prompt_tokens=encode(segments, tokenizer))
+        turn.reply_prefix = reply_prefix
+        return turn
+
+    @staticmethod
+    def _with_prefix(segments: list[Segment], reply_prefix: str) -> list[Segment]:
         if reply_prefix:
             if segments and isinstance(segments[-1], str):
                 segments[-1] += reply_prefix
             else:
                 segments.append(reply_prefix)
-        turn = Turn(message=message, prompt=segments, prompt_tokens=encode(segments, tokenizer))
-        turn.reply_prefix = reply_prefix
-        return turn
+        return segments
+
+    def opening_tokens(self, turn: Turn, tokenizer: Tokenizer) -> list[int]:
+        """The prompt tokens `turn` would have if it opened the chat."""
+        segments = self._with_prefix(self._segments(turn.message, True), turn.reply_prefix)
+        return encode(segments, tokenizer)
 
     def rebuild(self, tokenizer: Tokenizer) -> None:
         """Re-render every turn's template parts (after a system prompt, template or memory
         change). Replies keep the token ids the model generated."""
         for i, turn in enumerate(self.turns):
-            turn.prompt = self._segments(turn.message, opens=not self.history or i == 0)
-            if turn.reply_prefix:
-                turn.prompt.append(turn.reply_prefix)
+            opens = not self.history or i == 0
+            turn.prompt = self._with_prefix(self._segments(turn.message, opens), turn.reply_prefix)
             turn.prompt_tokens = encode(turn.prompt, tokenizer)
             turn.end = self.template.end_of_reply()
             turn.end_tokens = encode(turn.end, tokenizer)
 
-    def drop_oldest(self, tokenizer: Tokenizer) -> Turn:
-        """Forget the oldest exchange; the next one now opens the chat (system prompt and all)."""
-        dropped = self.turns.pop(0)
+    def drop_oldest(self, count: int, tokenizer: Tokenizer) -> list[Turn]:
+        """Forget the oldest `count` exchanges; the next one now opens the chat (system prompt
+        and all)."""
+        dropped, self.turns = self.turns[:count], self.turns[count:]
         if self.turns:
             first = self.turns[0]
-            first.prompt = self._segments(first.message, opens=True)
+            first.prompt = self._with_prefix(
+                self._segments(first.message, True), first.reply_prefix
+            )
             first.prompt_tokens = encode(first.prompt, tokenizer)
         return dropped
+
+    def extend_last_reply(self, text: str, tokens: list[int]) -> None:
+        """Append text (and its ids) to the last reply, as if the model had written it."""
+        last = self.turns[-1]
+        last.reply += text
+        last.reply_tokens = [*last.reply_tokens, *tokens]
 
     def undo(self) -> Turn | None:
         return self.turns.pop() if self.turns else None

@@ -8,7 +8,7 @@ from typing import Any
 from airochat.errors import AirochatError
 
 SCHEMA = "airochat-session"
-VERSION = 1
+VERSION = 2
 
 
 class SessionFileError(AirochatError):
@@ -32,7 +32,7 @@ class SavedChat:
     history: bool
     sampling: dict[str, Any]
     turns: list[SavedTurn] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. a roleplay scene
+    scene: dict[str, Any] | None = None  # a roleplay scene, as its file would hold it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -44,7 +44,7 @@ class SavedChat:
             "history": self.history,
             "sampling": self.sampling,
             "turns": [vars(t) for t in self.turns],
-            **({"extra": self.extra} if self.extra else {}),
+            **({"scene": self.scene} if self.scene else {}),
         }
 
 
@@ -55,16 +55,37 @@ def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
     return value
 
 
-def parse(data: Any, where: str) -> SavedChat:
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise SessionFileError(f"{where} is not an airochat session file")
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 kept a roleplay scene under `extra.scene`; v2 has it at the top."""
+    extra = data.pop("extra", None)
+    if isinstance(extra, dict) and isinstance(extra.get("scene"), dict):
+        data["scene"] = extra["scene"]
+    return data
+
+
+# version N -> N + 1; an older file is upgraded in memory step by step (and saved as the
+# current version next time), a newer one is refused.
+UPGRADES = {1: _v1_to_v2}
+
+
+def upgrade(data: dict[str, Any], where: str) -> dict[str, Any]:
     version = data.get("version")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise SessionFileError(f"{where}: bad version {version!r}")
     if version > VERSION:
         raise SessionFileError(
             f"{where} was written by a newer airochat (session version {version}); upgrade"
         )
+    while version < VERSION:
+        data = UPGRADES[version](dict(data))
+        version += 1
+    return data
+
+
+def parse(data: Any, where: str) -> SavedChat:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise SessionFileError(f"{where} is not an airochat session file")
+    data = upgrade(data, where)
     turns = []
     for i, raw in enumerate(_need(data, "turns", list, where)):
         at = f"{where}: turn {i + 1}"
@@ -82,7 +103,9 @@ def parse(data: Any, where: str) -> SavedChat:
                 reply_prefix=str(raw.get("reply_prefix", "")),
             )
         )
-    extra = data.get("extra", {})
+    scene = data.get("scene")
+    if scene is not None and not isinstance(scene, dict):
+        raise SessionFileError(f"{where}: 'scene' should be a mapping")
     return SavedChat(
         model=_need(data, "model", str, where),
         template=_need(data, "template", str, where),
@@ -90,5 +113,5 @@ def parse(data: Any, where: str) -> SavedChat:
         history=_need(data, "history", bool, where),
         sampling=_need(data, "sampling", dict, where),
         turns=turns,
-        extra=extra if isinstance(extra, dict) else {},
+        scene=scene,
     )

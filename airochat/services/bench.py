@@ -1,4 +1,4 @@
-"""`airochat bench`: a scripted chat through the same ChatSession users run, and the same chat
+"""`airochat bench`: a scripted chat through the same Chat users run, and the same chat
 driven by bare llama-cpp-python on the same loaded model, for an honest comparison."""
 
 from __future__ import annotations
@@ -7,12 +7,14 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from airochat.adapters.engine import Done, LlamaEngine
+from airochat.adapters.llama_engine import LlamaEngine
+from airochat.domain.events import Done
 from airochat.domain.templates import render
-from airochat.services.chat import ChatSession
+from airochat.errors import UsageError
+from airochat.services.chat import Chat
 
 SCRIPT = [
     "Tell me about the history of the printing press.",
@@ -61,28 +63,25 @@ def _peak_rss() -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)  # Linux reports KiB
 
 
-def _cold_ttft(engine: LlamaEngine, session: ChatSession, tokens: list[int]) -> float:
+def _cold_ttft(engine: LlamaEngine, chat: Chat, tokens: list[int]) -> float:
     """Time to first token with nothing cached: what every turn would cost without reuse."""
     engine.forget_cache()
-    params = session.params(max_tokens=1)
-    done = list(engine.generate(tokens, params))[-1]
+    done = list(engine.generate(tokens, replace(chat.sampling, max_tokens=1)))[-1]
     assert isinstance(done, Done)
     return done.ttft_s
 
 
-def _baseline(engine: LlamaEngine, session: ChatSession, reply_tokens: int) -> float:
+def _baseline(engine: LlamaEngine, chat: Chat, reply_tokens: int) -> float:
     """The same scripted chat through llama-cpp-python's own streaming completion API."""
     llm = engine.llama
-    s = session.sampling
+    s = chat.sampling
     transcript = ""
-    tpl = session.template
+    tpl = chat.template
     n_decoded, decode_time = 0, 0.0
     engine.forget_cache()
-    for i, message in enumerate(SCRIPT[: len(session.conversation.turns)]):
+    for i, message in enumerate(SCRIPT[: len(chat.conversation.turns)]):
         turn = (
-            tpl.first_turn(session.conversation.system, message)
-            if i == 0
-            else tpl.next_turn(message)
+            tpl.first_turn(chat.conversation.system, message) if i == 0 else tpl.next_turn(message)
         )
         transcript += render(turn)
         first = last = 0.0
@@ -115,21 +114,23 @@ def _baseline(engine: LlamaEngine, session: ChatSession, reply_tokens: int) -> f
 
 
 def run_bench(
-    session: ChatSession,
+    chat: Chat,
     turns: int,
     reply_tokens: int,
     plot: bool = False,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> BenchResult:
-    engine = session.engine
-    session.set_sampling(max_tokens=reply_tokens)
+    engine = chat.engine
+    if not isinstance(engine, LlamaEngine):
+        raise UsageError("bench compares against bare llama-cpp-python: it needs a local model")
+    chat.set_sampling(max_tokens=reply_tokens)
     script = (SCRIPT * (turns // len(SCRIPT) + 1))[:turns]
     results: list[BenchTurn] = []
     n_decoded, decode_time = 0, 0.0
     for i, message in enumerate(script, start=1):
         progress(f"turn {i}/{turns}")
-        history = len(session.conversation.tokens())
-        done = [e for e in session.send(message) if isinstance(e, Done)][-1]
+        history = len(chat.conversation.tokens())
+        done = [e for e in chat.send(message) if isinstance(e, Done)][-1]
         if done.generated > 1:
             n_decoded += done.generated - 1
             decode_time += done.decode_s
@@ -138,26 +139,26 @@ def run_bench(
                 i, history, done.ttft_s, done.tokens_per_s, done.prompt_eval_tokens, done.generated
             )
         )
-    history_tokens = session.conversation.tokens()
+    history_tokens = chat.conversation.tokens()
     progress("reading the whole history cold")
     engine.forget_cache()
     start = time.perf_counter()
     engine.llama.eval(history_tokens)
     prompt_tps = len(history_tokens) / (time.perf_counter() - start)
-    last_prompt = history_tokens[: len(history_tokens) - _last_reply_len(session)]
-    last_cold = _cold_ttft(engine, session, last_prompt)
+    last_prompt = history_tokens[: len(history_tokens) - _last_reply_len(chat)]
+    last_cold = _cold_ttft(engine, chat, last_prompt)
     if plot:
         progress("cold reads per turn (for the plot)")
         offset = 0
-        for res, turn in zip(results, session.conversation.turns, strict=True):
+        for res, turn in zip(results, chat.conversation.turns, strict=True):
             offset += len(turn.prompt_tokens)
-            res.cold_ttft_s = _cold_ttft(engine, session, history_tokens[:offset])
+            res.cold_ttft_s = _cold_ttft(engine, chat, history_tokens[:offset])
             offset += len(turn.reply_tokens) + len(turn.end_tokens)
     progress("baseline: the same chat through bare llama-cpp-python")
-    baseline = _baseline(engine, session, reply_tokens)
+    baseline = _baseline(engine, chat, reply_tokens)
     decode_tps = n_decoded / decode_time if decode_time else 0.0
     return BenchResult(
-        model=session.model_name,
+        model=chat.model_name,
         threads=engine.options.n_threads,
         n_ctx=engine.n_ctx,
         reply_tokens=reply_tokens,
@@ -172,6 +173,6 @@ def run_bench(
     )
 
 
-def _last_reply_len(session: ChatSession) -> int:
-    last = session.conversation.turns[-1]
+def _last_reply_len(chat: Chat) -> int:
+    last = chat.conversation.turns[-1]
     return len(last.reply_tokens) + len(last.end_tokens)

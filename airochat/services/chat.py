@@ -1,37 +1,85 @@
-"""The chat session: one service behind `ask`, the REPL and `bench`.
+"""The chat: one service behind `ask`, the REPL and `bench`.
 
-It owns the conversation and the engine and knows nothing of terminals: callers iterate the
-events of `send()` and render them however they like.
+It owns the conversation and talks to an `Engine` (never a concrete one). A `TurnPolicy` decides
+what a user's message becomes (a scene wraps the first one in its opening and picks a speaker);
+everything else -- fitting the context, streaming, keeping the turn -- is one path for every
+chat. `preview()` returns exactly what `send()` would send, without sending it.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
-from airochat.adapters.engine import Done, LlamaEngine, SamplingParams, TextChunk
 from airochat.domain.config import Sampling
 from airochat.domain.conversation import Conversation, Turn
-from airochat.domain.templates import Template
-from airochat.domain.transcript import SavedChat
-from airochat.errors import ContextOverflowError
+from airochat.domain.engine import Engine
+from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote
+from airochat.domain.scene import Scene
+from airochat.domain.templates import Template, get_template, render
+from airochat.errors import ContextOverflowError, UsageError
 
 
 @dataclass(frozen=True)
-class Notice:
-    """Something the user should know about this turn (e.g. old exchanges were dropped)."""
+class TurnPlan:
+    """What is sent for one user message: its text, extra stop strings, the reply's opening."""
 
-    text: str
+    message: str
+    stops: tuple[str, ...] = ()
+    reply_prefix: str = ""
 
 
-Event = TextChunk | Done | Notice
+class TurnPolicy(Protocol):
+    """How user messages become turns. The plain policy sends them as typed; a scene's adds
+    its opening, its speaker and the stop strings that keep the model out of the user's lines."""
+
+    scene: Scene | None
+
+    def plan(self, message: str, turns: Sequence[Turn]) -> TurnPlan: ...
+
+    def replan(self, turn: Turn, message: str) -> TurnPlan:
+        """The plan for sending `turn` again (regen, edit): same speaker, new text."""
+        ...
+
+    def commit(self, plan: TurnPlan) -> None:
+        """The plan was sent (a scene moves on to the next speaker)."""
+        ...
+
+    def notes(self, done: Done) -> list[str]: ...
 
 
-@dataclass
+class PlainTurns:
+    scene: Scene | None = None
+
+    def plan(self, message: str, turns: Sequence[Turn]) -> TurnPlan:
+        return TurnPlan(message)
+
+    def replan(self, turn: Turn, message: str) -> TurnPlan:
+        return TurnPlan(message, reply_prefix=turn.reply_prefix)
+
+    def commit(self, plan: TurnPlan) -> None:
+        pass
+
+    def notes(self, done: Done) -> list[str]:
+        return []
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the model would read for a message: the text (history included), the stop strings,
+    and the number of prompt tokens."""
+
+    prompt: str
+    stops: list[str]
+    tokens: int
+    template: str
+
+
+@dataclass(frozen=True)
 class ChatStats:
     """The last reply's numbers and how full the context is."""
 
@@ -40,104 +88,155 @@ class ChatStats:
     context_size: int
 
 
-class ChatSession:
+class Chat:
     def __init__(
         self,
-        engine: LlamaEngine,
+        engine: Engine,
         template: Template,
         system: str | None,
         sampling: Sampling,
+        *,
         history: bool = True,
         model_name: str = "",
+        templates: Callable[[str], Template] = get_template,
+        policy: TurnPolicy | None = None,
     ) -> None:
         self.engine = engine
         self.model_name = model_name
         self.sampling = sampling
+        self.templates = templates  # template by name: /set template, session files
+        self.policy: TurnPolicy = policy or PlainTurns()
         self.conversation = Conversation(
             template=template,
             system=template.default_system if system is None else system,
             history=history,
         )
         self.last: Done | None = None
-        self.extra_stop: list[str] = []
 
     @property
     def template(self) -> Template:
         return self.conversation.template
 
     @property
-    def stop(self) -> list[str]:
-        return [*self.template.stop, *self.extra_stop]
+    def scene(self) -> Scene | None:
+        return self.policy.scene
 
-    def params(self, **overrides: Any) -> SamplingParams:
-        s = replace(self.sampling, **overrides)
-        return SamplingParams(
-            temperature=s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k,
-            min_p=s.min_p,
-            repeat_penalty=s.repeat_penalty,
-            max_tokens=s.max_tokens,
-            seed=s.seed,
-        )
+    @property
+    def started(self) -> bool:
+        return bool(self.conversation.turns)
 
     def reply_budget(self) -> int:
         """Room kept for the reply when fitting the chat into the context."""
         return min(self.sampling.max_tokens, self.engine.n_ctx // 2)
 
-    def _fit(self, message: str, prefix: str = "") -> tuple[Turn, int]:
-        """The new turn, after dropping the oldest whole exchanges until prompt + reply budget
-        fit the context. Never drops the system prompt or the current message."""
-        conv = self.conversation
-        turn = conv.begin_turn(message, self.engine, prefix)
-        dropped = 0
-        while (
-            conv.history
-            and conv.turns
-            and (len(conv.prompt_tokens(turn)) + self.reply_budget() > self.engine.n_ctx)
-        ):
-            conv.drop_oldest(self.engine)
-            dropped += 1
-            turn = conv.begin_turn(message, self.engine, prefix)
-        size = len(conv.prompt_tokens(turn))
-        if size >= self.engine.n_ctx:
-            raise ContextOverflowError(
-                f"this message is {size} tokens with the system prompt; the context holds "
-                f"{self.engine.n_ctx} (raise --ctx or send less)"
-            )
-        return turn, dropped
+    # -- sending -------------------------------------------------------------------------------
 
-    def send(
-        self, message: str, stop: list[str] | None = None, reply_prefix: str = ""
-    ) -> Iterator[Event]:
-        """Stream the reply to `message`; the turn is kept however the reply ends. `stop`
-        replaces the extra stop strings for this turn; `reply_prefix` starts the reply."""
-        turn, dropped = self._fit(message, reply_prefix)
+    def send(self, message: str) -> Iterator[ChatEvent]:
+        """Stream the reply to `message`; the turn is kept however the reply ends. If the
+        message cannot fit, nothing in the chat changes."""
+        return self._send(self.policy.plan(message, self.conversation.turns))
+
+    def regen(self, message: str | None = None) -> Iterator[ChatEvent]:
+        """Answer the last message again (or `message` in its place), same speaker."""
+        last = self.conversation.turns[-1] if self.conversation.turns else None
+        if last is None:
+            raise UsageError("nothing to answer again yet")
+        plan = self.policy.replan(last, last.message if message is None else message)
+        return self._send(plan, replaces_last=True)
+
+    def _send(self, plan: TurnPlan, replaces_last: bool = False) -> Iterator[ChatEvent]:
+        conv = self.conversation
+        removed = conv.undo() if replaces_last else None
+        try:
+            turn, dropped = self._fit(plan)
+        except BaseException:
+            if removed is not None:
+                conv.turns.append(removed)  # a refused resend leaves the chat as it was
+            raise
+        return self._stream(plan, turn, dropped)
+
+    def _stream(self, plan: TurnPlan, turn: Turn, dropped: int) -> Iterator[ChatEvent]:
+        self.policy.commit(plan)
         if dropped:
             yield Notice(f"context full: dropped the {dropped} oldest exchange(s) to continue")
         prompt = self.conversation.prompt_tokens(turn)
-        stops = [*self.template.stop, *(self.extra_stop if stop is None else stop)]
+        done: Done | None = None
         with _sigint_stops(self.engine):
-            for event in self.engine.generate(prompt, self.params(), stops):
+            for event in self.engine.generate(prompt, self.sampling, self.stops(plan)):
                 if isinstance(event, Done):
                     self.conversation.finish_turn(
                         turn, event.text, event.tokens, event.finish_reason, self.engine
                     )
-                    self.last = event
+                    self.last = done = event
                 yield event
+        if done is not None:
+            for note in self.policy.notes(done):
+                yield ReplyNote(note)
+
+    def stops(self, plan: TurnPlan) -> list[str]:
+        return list(dict.fromkeys([*self.template.stop, *plan.stops]))
+
+    def _fit(self, plan: TurnPlan) -> tuple[Turn, int]:
+        """The new turn and how many of the oldest exchanges must go so that the prompt and the
+        reply budget fit the context. Decided before anything is dropped: a message too big
+        for the context even alone raises and leaves the chat whole."""
+        conv, n_ctx = self.conversation, self.engine.n_ctx
+        turn = conv.begin_turn(plan.message, self.engine, plan.reply_prefix)
+        if not conv.history or not conv.turns:
+            self._check_alone(len(turn.prompt_tokens))
+            return turn, 0
+        sizes = [len(t.tokens()) for t in conv.turns]
+        own = len(turn.prompt_tokens)
+        if sum(sizes) + own + self.reply_budget() <= n_ctx:
+            return turn, 0
+        opener = conv.begin_turn(plan.message, self.engine, plan.reply_prefix, opens=True)
+        self._check_alone(len(opener.prompt_tokens))
+        drop = self._how_many_to_drop(sizes, own)
+        conv.drop_oldest(drop, self.engine)
+        return conv.begin_turn(plan.message, self.engine, plan.reply_prefix), drop
+
+    def _how_many_to_drop(self, sizes: list[int], own: int) -> int:
+        """The fewest oldest exchanges to drop (the next one then opens the chat, its prompt
+        re-rendered with the system prompt)."""
+        conv, budget, n_ctx = self.conversation, self.reply_budget(), self.engine.n_ctx
+        for k in range(1, len(sizes)):
+            first = conv.turns[k]
+            opening = len(conv.opening_tokens(first, self.engine))
+            total = opening - len(first.prompt_tokens) + sum(sizes[k:]) + own
+            if total + budget <= n_ctx:
+                return k
+        return len(sizes)
+
+    def _check_alone(self, size: int) -> None:
+        if size >= self.engine.n_ctx:
+            raise ContextOverflowError(
+                f"this message is {size} tokens with the system prompt; the context holds "
+                f"{self.engine.n_ctx} (raise --ctx or send less); the chat is unchanged"
+            )
+
+    # -- seeing inside -------------------------------------------------------------------------
+
+    def preview(self, message: str) -> Preview:
+        """Exactly what `send(message)` would send now, without sending it."""
+        plan = self.policy.plan(message, self.conversation.turns)
+        conv = self.conversation
+        turn = conv.begin_turn(plan.message, self.engine, plan.reply_prefix)
+        before = conv.render() if conv.history else ""
+        return Preview(
+            prompt=before + render(turn.prompt),
+            stops=self.stops(plan),
+            tokens=len(conv.prompt_tokens(turn)),
+            template=self.template.name,
+        )
 
     def prompt_text(self) -> str:
         """What the model saw for the latest turn, its reply included."""
         return self.conversation.render()
 
-    def prompt_tokens(self, message: str) -> list[int]:
-        turn = self.conversation.begin_turn(message, self.engine)
-        return self.conversation.prompt_tokens(turn)
-
     def stats(self) -> ChatStats:
         return ChatStats(self.last, len(self.conversation.tokens()), self.engine.n_ctx)
 
-    # -- changing the chat -----------------------------------------------------------------------
+    # -- changing the chat ---------------------------------------------------------------------
 
     def reset(self) -> None:
         self.conversation.reset()
@@ -155,49 +254,27 @@ class ChatSession:
         self.conversation.system = system
         self.conversation.rebuild(self.engine)
 
-    def set_template(self, template: Template) -> None:
-        self.conversation.template = template
+    def set_template(self, name: str) -> None:
+        self.conversation.template = self.templates(name)
         self.conversation.rebuild(self.engine)
 
     def set_history(self, on: bool) -> None:
         self.conversation.history = on
         self.conversation.rebuild(self.engine)
 
-    # -- saving ------------------------------------------------------------------------------------
-
-    def to_saved(self, extra: dict[str, Any] | None = None) -> SavedChat:
-        from airochat.domain.transcript import SavedTurn
-
-        conv = self.conversation
-        return SavedChat(
-            model=self.model_name,
-            template=self.template.name,
-            system=conv.system,
-            history=conv.history,
-            sampling=asdict(self.sampling),
-            turns=[
-                SavedTurn(t.message, t.reply, list(t.reply_tokens), t.finish_reason, t.reply_prefix)
-                for t in conv.turns
-            ],
-            extra=extra or {},
-        )
-
-    def restore(self, saved: SavedChat, template: Template) -> None:
-        """Replace the chat with a saved one. Reply token ids are reused when the model is the
-        same; for another model, replies are tokenized from their text."""
-        self.conversation = Conversation(template, saved.system, saved.history)
-        same_model = saved.model == self.model_name
-        for t in saved.turns:
-            turn = self.conversation.begin_turn(t.message, self.engine, t.reply_prefix)
-            tokens = t.reply_tokens if same_model else self.engine.tokenize_text(t.reply)
-            self.conversation.finish_turn(turn, t.reply, tokens, t.finish_reason, self.engine)
-        known = {k: v for k, v in saved.sampling.items() if k in asdict(self.sampling)}
-        self.set_sampling(**known)
-        self.last = None
+    def add_to_last_reply(self, text: str) -> None:
+        """Text the model is taken to have written at the end of its last reply (a scene's
+        `/as NAME line`), tokenized as a continuation so the ids stay what the text says."""
+        if not self.conversation.turns:
+            raise UsageError("the chat has not started yet")
+        ids = self.engine.tokenize_text(text)
+        if ids and self.engine.piece(ids[0]) == b" " and not text.startswith(" "):
+            ids = ids[1:]  # SentencePiece's added leading space
+        self.conversation.extend_last_reply(text, ids)
 
 
 @contextmanager
-def _sigint_stops(engine: LlamaEngine) -> Iterator[None]:
+def _sigint_stops(engine: Engine) -> Iterator[None]:
     """While a reply is generated, Ctrl-C asks the engine to stop instead of raising: the abort
     callback then ends even a long prompt read inside llama.cpp, and the turn is kept."""
     if threading.current_thread() is not threading.main_thread():

@@ -1,49 +1,36 @@
 """Slash commands. Each `cmd_<name>` method is a command and its docstring its `/help` line
-(aider's pattern); a command returns True to leave the REPL and never exits the process."""
+(aider's pattern); the names in force are also what Tab completes, so a scene's commands
+complete only in a scene. A command returns True to leave the REPL and never exits the process.
+"""
 
 from __future__ import annotations
 
 import inspect
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Protocol
 
 from airochat.domain.closed_context import Document, closed_context, document_from_path
 from airochat.domain.config import Sampling
-from airochat.domain.templates import Template
+from airochat.domain.events import ChatEvent
 from airochat.errors import AirochatError, UsageError
-from airochat.services.chat import ChatSession
-from airochat.services.sessions import load_session, save_session
+from airochat.services import session_file
+from airochat.services.chat import Chat
+from airochat.services.chat_io import ChatIO
+from airochat.services.roleplay import SceneTurns
 
-
-class ChatIO(Protocol):
-    def read_message(self, default: str = "") -> str | None: ...
-    def edit_text(self, text: str) -> str | None: ...
-    def stream(self, text: str) -> None: ...
-    def end_reply(self, summary: str, cut: bool = False) -> None: ...
-    def show(self, text: str) -> None: ...
-    def notice(self, text: str) -> None: ...
-    def error(self, text: str) -> None: ...
-
-
-Answer = Callable[[str], None]
+# Plays a turn's events on the screen (and autosaves): the REPL's own.
+PlayTurn = Callable[[Iterator[ChatEvent]], None]
 
 
 class Commands:
     def __init__(
-        self,
-        session: ChatSession,
-        io: ChatIO,
-        answer: Answer,
-        template_by_name: Callable[[str], Template],
-        session_path: Path | None = None,
+        self, chat: Chat, io: ChatIO, play: PlayTurn, session_path: Path | None = None
     ) -> None:
-        self.session = session
+        self.chat = chat
         self.io = io
-        self.answer = answer
-        self.template_by_name = template_by_name
+        self.play = play
         self.session_path = session_path
         self.staged: list[Document] = []  # closed-context documents for the next message
         self.show_stats = True
@@ -57,6 +44,9 @@ class Commands:
             return message
         docs, self.staged = self.staged, []
         return closed_context(docs, message, {})
+
+    def send(self, message: str) -> None:
+        self.play(self.chat.send(self.compose(message)))
 
     def run(self, line: str) -> bool:
         """Run a `/command`; True means leave the REPL."""
@@ -95,43 +85,39 @@ class Commands:
 
     def cmd_reset(self, _arg: str) -> bool:
         """Start a new chat with the same settings."""
-        self.session.reset()
+        self.chat.reset()
         self.io.notice("New chat.")
         return False
 
     def cmd_undo(self, _arg: str) -> bool:
         """Drop the last exchange."""
-        turn = self.session.undo()
+        turn = self.chat.undo()
         first = turn.message.splitlines()[0][:60] if turn and turn.message else ""
         self.io.notice(f"Dropped: {first}" if turn else "Nothing to undo.")
         return False
 
     def cmd_regen(self, _arg: str) -> bool:
         """Answer the last message again."""
-        turn = self.session.undo()
-        if turn is None:
-            raise UsageError("nothing to regenerate yet")
-        self.answer(turn.message)
+        self.play(self.chat.regen())
         return False
 
     def cmd_edit(self, _arg: str) -> bool:
         """Edit the last message ($EDITOR, else inline), then answer it again."""
-        turns = self.session.conversation.turns
+        turns = self.chat.conversation.turns
         if not turns:
             raise UsageError("nothing to edit yet")
         edited = self.io.edit_text(turns[-1].message)
         if not edited or not edited.strip():
             self.io.notice("Unchanged.")
             return False
-        self.session.undo()
-        self.answer(edited)
+        self.play(self.chat.regen(edited))
         return False
 
     def cmd_read(self, arg: str) -> bool:
         """Send a file's text as your message: /read FILE."""
         if not arg:
             raise UsageError("usage: /read FILE")
-        self.answer(document_from_path(Path(arg).expanduser()).text)
+        self.send(document_from_path(Path(arg).expanduser()).text)
         return False
 
     def cmd_context(self, arg: str) -> bool:
@@ -152,13 +138,13 @@ class Commands:
 
     def cmd_prompt(self, _arg: str) -> bool:
         """Show the exact text the model saw for the latest turn, reply included."""
-        text = self.session.prompt_text()
+        text = self.chat.prompt_text()
         self.io.show(text if text else "(nothing sent yet)")
         return False
 
     def cmd_stats(self, _arg: str) -> bool:
         """Last reply: tokens, time to first token, tokens/s; the chat: context used."""
-        st = self.session.stats()
+        st = self.chat.stats()
         used = f"context {st.context_used} of {st.context_size} tokens"
         if st.last is None:
             self.io.show(f"no reply yet · {used}")
@@ -174,22 +160,22 @@ class Commands:
     def cmd_system(self, arg: str) -> bool:
         """Show the system prompt, or set it: /system TEXT."""
         if not arg:
-            self.io.show(self.session.conversation.system or "(no system prompt)")
+            self.io.show(self.chat.conversation.system or "(no system prompt)")
             return False
-        self.session.set_system(arg)
+        self.chat.set_system(arg)
         self.io.notice("System prompt set (the chat is re-read with it next turn).")
         return False
 
     def cmd_show(self, _arg: str) -> bool:
         """Show the settings /set can change."""
-        s = self.session.sampling
-        conv = self.session.conversation
+        s = self.chat.sampling
+        conv = self.chat.conversation
         rows = [f"{f.name} = {getattr(s, f.name)}" for f in fields(Sampling)]
         rows += [
             f"template = {conv.template.name}",
             f"history = {'on' if conv.history else 'off'}",
             f"stats = {'on' if self.show_stats else 'off'}",
-            f"model = {self.session.model_name} · context {self.session.engine.n_ctx}",
+            f"model = {self.chat.model_name} · context {self.chat.engine.n_ctx}",
         ]
         self.io.show("\n".join(rows))
         return False
@@ -207,16 +193,16 @@ class Commands:
             except ValueError:
                 raise UsageError(f"{key} takes a number, not {value!r}") from None
             try:
-                self.session.set_sampling(**{key: number})
+                self.chat.set_sampling(**{key: number})
             except AirochatError as exc:
                 raise UsageError(str(exc)) from None
         elif key == "template":
-            self.session.set_template(self.template_by_name(value))
+            self.chat.set_template(value)
         elif key in ("history", "stats"):
             if value not in ("on", "off"):
                 raise UsageError(f"{key} is on or off")
             if key == "history":
-                self.session.set_history(value == "on")
+                self.chat.set_history(value == "on")
             else:
                 self.show_stats = value == "on"
         else:
@@ -231,19 +217,64 @@ class Commands:
         path = Path(arg).expanduser() if arg else self.session_path
         if path is None:
             raise UsageError("usage: /save FILE")
-        save_session(self.session, path, self.saved_extra())
-        self.io.notice(f"Saved {len(self.session.conversation.turns)} exchange(s) to {path}")
+        session_file.save(self.chat, path)
+        self.io.notice(f"Saved {len(self.chat.conversation.turns)} exchange(s) to {path}")
         return False
 
-    def saved_extra(self) -> dict[str, Any] | None:
-        """What a session file keeps beside the chat (a scene, in a roleplay)."""
-        return None
-
     def cmd_load(self, arg: str) -> bool:
-        """Load a saved chat: /load FILE."""
+        """Load a saved chat (and its scene): /load FILE."""
         if not arg:
             raise UsageError("usage: /load FILE")
         path = Path(arg).expanduser()
-        saved = load_session(self.session, path, self.template_by_name)
+        saved = session_file.load(self.chat, path)
         self.io.notice(f"Loaded {len(saved.turns)} exchange(s) from {path}")
         return False
+
+
+class SceneCommands(Commands):
+    """The commands of a roleplay scene: /as, /me, /scene, /next on top of the rest."""
+
+    @property
+    def scene(self) -> SceneTurns:
+        policy = self.chat.policy
+        assert isinstance(policy, SceneTurns)
+        return policy
+
+    def cmd_as(self, arg: str) -> bool:
+        """Put a line in a character's mouth: /as NAME text (quotes in the text are kept)."""
+        names = sorted(self.scene.cast.names, key=len, reverse=True)
+        low = arg.lower()
+        name = next((n for n in names if low.startswith(n.lower() + " ")), None)
+        if name is None:
+            cast = ", ".join(self.scene.cast.names)
+            raise UsageError(f"usage: /as NAME text, NAME one of: {cast}")
+        line = f"{name}: {arg[len(name) :].strip()}"
+        self.chat.add_to_last_reply("\n" + line)
+        self.io.show(line)
+        return False
+
+    def cmd_me(self, arg: str) -> bool:
+        """Act as yourself: /me waves (sent as *waves*)."""
+        text = arg.strip()
+        if not text:
+            raise UsageError("usage: /me ACTION")
+        self.send(text if text.startswith("*") else f"*{text}*")
+        return False
+
+    def cmd_scene(self, _arg: str) -> bool:
+        """Show the cast and the mode."""
+        self.io.show(self.scene.describe())
+        return False
+
+    def cmd_next(self, arg: str) -> bool:
+        """Single mode: who answers next: /next NAME (default: round robin)."""
+        self.io.notice(f"{self.scene.set_next(arg)} answers next")
+        return False
+
+
+def commands_for(
+    chat: Chat, io: ChatIO, play: PlayTurn, session_path: Path | None = None
+) -> Commands:
+    """The command set for the chat in force: a scene's has its own commands."""
+    kind = SceneCommands if isinstance(chat.policy, SceneTurns) else Commands
+    return kind(chat, io, play, session_path)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from airochat.adapters import gpu
-from airochat.adapters.engine import ContextAllocError, LlamaEngine, LoadOptions
 from airochat.adapters.gguf_file import GGUFHeader, read_header
+from airochat.adapters.llama_engine import ContextAllocError, LlamaEngine, LoadOptions
 from airochat.adapters.machine import available_memory, physical_cores
 from airochat.domain.chat_template import template_from_gguf
 from airochat.domain.config import Settings
@@ -23,7 +23,7 @@ from airochat.domain.templates import (
     template_for_model_name,
 )
 from airochat.errors import ContextOverflowError, UsageError
-from airochat.services.models import Fetch, ResolvedModel, load_catalog, resolve
+from airochat.services.resolve import Fetch, ResolvedModel, load_catalog, resolve
 
 # Without a catalog entry or --ctx, a model trained for a huge context still starts at this
 # size: the KV cache for 128K tokens can need more memory than the weights.

@@ -1,65 +1,100 @@
-"""What a MODEL argument names: a local file, a catalog alias, or a Hub repo."""
+"""`airochat models`: the catalog and the downloaded models, with sizes and whether they fit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import importlib.util
 from pathlib import Path
+from typing import Any
 
-from airochat.adapters import hub, locations
-from airochat.adapters.packaged_model import packaged_model_path
-from airochat.domain.catalog import Catalog, CatalogEntry
-from airochat.errors import ModelNotFoundError
-from airochat.services.pull import HubRef, find_cached, parse_ref
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    name: str
-    path: Path
-    entry: CatalogEntry | None = None
+from airochat.adapters import hub
+from airochat.domain.catalog import CatalogEntry
+from airochat.domain.memory import GiB
+from airochat.domain.quants import BITS, group_by_quant, kv_bytes_guess, params_from_name
+from airochat.services.pull import memory_budget
+from airochat.services.resolve import load_catalog
 
 
-def load_catalog() -> Catalog:
-    return Catalog.load(locations.data_file("models.txt"), locations.config_dir() / "models.txt")
+def _fits(size: int | None, name: str, ctx: int, budget: int) -> bool | None:
+    if not size:
+        return None
+    params = params_from_name(name) or 7.0
+    return size + kv_bytes_guess(params, ctx or 4096) + GiB <= budget
 
 
-Fetch = Callable[[HubRef], Path]
+def _size_on_disk(paths: list[Path]) -> int:
+    return sum(p.resolve().stat().st_size for p in paths if p.exists())
 
 
-def resolve(ref: str, catalog: Catalog, fetch: Fetch | None = None) -> ResolvedModel:
-    """What `ref` names, as a local file. Hub models come from the HF cache (verified); when
-    missing they are downloaded through `fetch`, or the error says how to get them."""
-    path = Path(ref).expanduser()
-    if path.is_file():
-        return ResolvedModel(name=path.name, path=path)
-    if path.is_dir():
-        raise ModelNotFoundError(f"{ref} is a directory; give the path of a .gguf file")
-    entry = catalog.get(ref)
-    if entry is not None and entry.package:
-        model_path = packaged_model_path(entry.package, locations.cache_dir())
-        return ResolvedModel(entry.alias, model_path, entry)
-    hub_ref = None if ref.startswith((".", "/", "~")) else parse_ref(ref, catalog)
-    if hub_ref is not None:
-        return _from_hub(hub_ref, fetch)
-    if ref.endswith((".gguf", ".bin")) or "/" in ref:
-        raise ModelNotFoundError(f"no such file: {ref}")
-    known = ", ".join(e.alias for e in catalog.entries()[:3])
-    raise ModelNotFoundError(f"unknown model {ref!r}: not a file, not in models.txt (e.g. {known})")
+def _catalog_row(e: CatalogEntry) -> dict[str, Any]:
+    return {
+        "alias": e.alias,
+        "repo": e.source,
+        "template": e.template,
+        "ctx": e.ctx,
+        "format": e.format,
+        "verified_repo": e.verified,
+    }
 
 
-def _from_hub(ref: HubRef, fetch: Fetch | None) -> ResolvedModel:
-    name = ref.entry.alias if ref.entry else ref.repo
-    cached = find_cached(ref)
-    if cached is not None:
-        return ResolvedModel(name, cached, ref.entry)
-    if hub.offline():
-        raise ModelNotFoundError(
-            f"{ref.label()} is not downloaded and the Hub is off (HF_HUB_OFFLINE): "
-            f"run `airochat pull {ref.label()}` when online"
+def _packaged_rows(e: CatalogEntry, base: dict[str, Any]) -> list[dict[str, Any]]:
+    assert e.package is not None
+    installed = importlib.util.find_spec(e.package.replace("-", "_")) is not None
+    row = {**base, "quant": e.quant, "size": None, "downloaded": installed, "path": None}
+    return [{**row, "fits": True if installed else None}]
+
+
+def _cached_rows(repo: str, base: dict[str, Any], ctx: int, budget: int) -> list[dict[str, Any]]:
+    rows = []
+    for opt in group_by_quant({str(p): 0 for p in hub.cached_repo_files(repo)}).values():
+        paths = [Path(p) for p in opt.files]
+        size = _size_on_disk(paths)
+        rows.append(
+            {
+                **base,
+                "quant": opt.quant,
+                "size": size,
+                "downloaded": True,
+                "fits": _fits(size, repo, ctx, budget),
+                "path": str(paths[0]),
+            }
         )
-    if fetch is None:
-        raise ModelNotFoundError(
-            f"{ref.label()} is not downloaded: run `airochat pull {ref.label()}` (or pass --yes)"
-        )
-    return ResolvedModel(name, fetch(ref), ref.entry)
+    return rows
+
+
+def _estimated_row(e: CatalogEntry, base: dict[str, Any], budget: int) -> dict[str, Any]:
+    assert e.repo is not None
+    params = params_from_name(e.repo)
+    est = int(params * 1e9 * BITS.get(e.quant.upper(), 5) / 8) if params else None
+    return {
+        **base,
+        "quant": e.quant,
+        "size": est,
+        "size_estimated": True,
+        "downloaded": False,
+        "fits": _fits(est, e.repo, e.ctx, budget),
+        "path": None,
+    }
+
+
+def list_models() -> list[dict[str, Any]]:
+    """The catalog's models (downloaded quants, else the default one with an estimated size),
+    then any other model in the HF cache."""
+    budget = memory_budget(gpu=False)
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for e in load_catalog().entries():
+        base = _catalog_row(e)
+        if e.package:
+            rows += _packaged_rows(e, base)
+            continue
+        assert e.repo is not None
+        seen.add(e.repo.lower())
+        cached = _cached_rows(e.repo, base, e.ctx, budget)
+        rows += cached or [_estimated_row(e, base, budget)]
+    root = hub.hub_cache()
+    for repo_dir in sorted(root.glob("models--*--*")) if root.is_dir() else []:
+        repo = repo_dir.name[len("models--") :].replace("--", "/", 1)
+        if repo.lower() not in seen:
+            base = {"alias": None, "repo": repo, "template": "", "ctx": 0, "format": "gguf"}
+            rows += _cached_rows(repo, {**base, "verified_repo": True}, 4096, budget)
+    return rows

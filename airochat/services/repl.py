@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from airochat.adapters.engine import Done, TextChunk
-from airochat.domain.templates import Template
+from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.errors import AirochatError
-from airochat.services.chat import ChatSession, Notice
-from airochat.services.commands import ChatIO, Commands
-from airochat.services.roleplay import RoleplaySession, SceneNote
-from airochat.services.scene_commands import SceneCommands
-from airochat.services.sessions import save_session
+from airochat.services import session_file
+from airochat.services.chat import Chat
+from airochat.services.chat_io import ChatIO
+from airochat.services.commands import Commands, commands_for
+from airochat.services.roleplay import SceneTurns
 
 
 def reply_summary(done: Done) -> str:
@@ -23,19 +21,20 @@ def reply_summary(done: Done) -> str:
     )
 
 
-def show_events(io: ChatIO, events: Iterator[Any], stats: bool = True) -> Done | None:
+def show_events(io: ChatIO, events: Iterator[ChatEvent], stats: bool = True) -> Done | None:
     """Render a turn's events: text as it streams, notices, then the summary line."""
     done: Done | None = None
     notes: list[str] = []
     for event in events:
-        if isinstance(event, TextChunk):
-            io.stream(event.text)
-        elif isinstance(event, Notice):
-            io.notice(event.text)
-        elif isinstance(event, SceneNote):
-            notes.append(event.text)
-        elif isinstance(event, Done):
-            done = event
+        match event:
+            case TextChunk(text=text):
+                io.stream(text)
+            case Notice(text=text):
+                io.notice(text)
+            case ReplyNote(text=text):
+                notes.append(text)
+            case Done():
+                done = event
     if done is not None:
         summary = reply_summary(done) if stats else ""
         io.end_reply(summary, cut=done.finish_reason == "interrupted")
@@ -44,63 +43,74 @@ def show_events(io: ChatIO, events: Iterator[Any], stats: bool = True) -> Done |
     return done
 
 
-def answer(session: ChatSession, io: ChatIO, message: str, stats: bool = True) -> Done | None:
-    return show_events(io, session.send(message), stats)
-
-
-def context_gauge(session: ChatSession) -> str:
-    st = session.stats()
+def context_gauge(chat: Chat) -> str:
+    st = chat.stats()
     pct = 100 * st.context_used // max(st.context_size, 1)
-    return f"{session.model_name} · context {st.context_used}/{st.context_size} ({pct}%)"
+    return f"{chat.model_name} · context {st.context_used}/{st.context_size} ({pct}%)"
 
 
-def run_repl(
-    session: ChatSession,
-    io: ChatIO,
-    template_by_name: Callable[[str], Template],
-    session_path: Path | None = None,
-    stats: bool = True,
-    roleplay: RoleplaySession | None = None,
-) -> None:
-    """Read messages and answer them until the user leaves."""
+class Repl:
+    """The loop and what it keeps between turns: the command set in force and the autosave."""
 
-    def send(message: str) -> None:
-        text = commands.compose(message)
-        events = roleplay.say(text) if roleplay else session.send(text)
-        run_turn(events)
+    def __init__(
+        self, chat: Chat, io: ChatIO, session_path: Path | None = None, stats: bool = True
+    ) -> None:
+        self.chat = chat
+        self.io = io
+        self.session_path = session_path
+        self.stats = stats
+        self.commands = self._commands()
+        io.attach(lambda: context_gauge(chat), lambda: self.commands.names())
 
-    def run_turn(events: Iterator[Any]) -> None:
+    def _commands(self) -> Commands:
+        commands = commands_for(self.chat, self.io, self.play, self.session_path)
+        commands.show_stats = self.stats
+        return commands
+
+    def play(self, events: Iterator[ChatEvent]) -> None:
         try:
-            show_events(io, events, commands.show_stats)
+            show_events(self.io, events, self.commands.show_stats)
         finally:
-            if session_path is not None and session.conversation.turns:
-                extra = roleplay.saved_extra() if roleplay else None
-                save_session(session, session_path, extra)  # autosave, even after Ctrl-C
+            self.autosave()  # even after Ctrl-C
 
-    if roleplay is not None:
-        commands: Commands = SceneCommands(
-            session, io, send, template_by_name, session_path, roleplay, run_turn
-        )
-    else:
-        commands = Commands(session, io, send, template_by_name, session_path)
-    commands.show_stats = stats
-    if roleplay is not None and not roleplay.started:
-        io.notice(roleplay.cast())
-        try:
-            run_turn(roleplay.start())
-        except AirochatError as exc:
-            io.error(str(exc))  # the REPL stays: /scene, /set, /exit still work
-    while True:
-        message = io.read_message()
-        if message is None:
+    def autosave(self) -> None:
+        if self.session_path is not None and self.chat.conversation.turns:
+            session_file.save(self.chat, self.session_path)
+
+    def start_scene(self) -> None:
+        """A scene that has not started yet opens with its cast and its first turn."""
+        policy = self.chat.policy
+        if not isinstance(policy, SceneTurns) or self.chat.started:
             return
-        if not message.strip():
-            continue
+        self.io.notice(policy.describe())
         try:
-            if message.startswith("/") and not message.startswith("//"):
-                if commands.run(message.strip()):
-                    return
-                continue
-            send(message[1:] if message.startswith("//") else message)
+            self.play(self.chat.send(""))
         except AirochatError as exc:
-            io.error(str(exc))
+            self.io.error(str(exc))  # the REPL stays: /scene, /set, /exit still work
+
+    def handle(self, message: str) -> bool:
+        """One line from the user; True means leave."""
+        if message.startswith("/") and not message.startswith("//"):
+            scene_before = self.chat.scene
+            leave = self.commands.run(message.strip())
+            self.stats = self.commands.show_stats
+            if self.chat.scene is not scene_before:  # /load brought or took away a scene
+                self.commands = self._commands()
+            return leave
+        self.commands.send(message[1:] if message.startswith("//") else message)
+        return False
+
+    def run(self) -> None:
+        """Read messages and answer them until the user leaves."""
+        self.start_scene()
+        while True:
+            message = self.io.read_message()
+            if message is None:
+                return
+            if not message.strip():
+                continue
+            try:
+                if self.handle(message):
+                    return
+            except AirochatError as exc:
+                self.io.error(str(exc))

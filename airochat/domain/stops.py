@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 
 class Pieces(Protocol):
+    """What the scanner needs of an engine: the bytes of a token."""
+
     def piece(self, token: int) -> bytes: ...
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from airochat.cli_common import errors_to_exit, settings_from
-from airochat.cli_options import DebugOpt, GpuLayersOpt
+from airochat.cli.edge import errors_to_exit, settings_from
+from airochat.cli.options import DebugOpt, GpuLayersOpt
+
+if TYPE_CHECKING:
+    from airochat.services.pull import HubRef
 
 
 def register(app: typer.Typer) -> None:
@@ -17,10 +20,10 @@ def register(app: typer.Typer) -> None:
     app.command(name="rm")(remove)
 
 
-def _ref(model: str, quant: str | None) -> Any:
+def _ref(model: str, quant: str | None) -> HubRef:
     from airochat.errors import UsageError
-    from airochat.services.models import load_catalog
     from airochat.services.pull import parse_ref
+    from airochat.services.resolve import load_catalog
 
     ref = parse_ref(model, load_catalog())
     if ref is None:
@@ -60,9 +63,9 @@ def models(
 ) -> None:
     """The catalog and what is downloaded: alias, repo, quant, size, fits here?"""
     with errors_to_exit(debug):
-        from airochat.services.inventory import inventory
+        from airochat.services.models import list_models
 
-        rows = inventory()
+        rows = list_models()
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
             return

@@ -1,4 +1,4 @@
-"""llama-cpp-python behind a small interface: load a GGUF, tokenize, stream a reply as events.
+"""llama-cpp-python behind the `Engine` protocol: load a GGUF, tokenize, stream a reply as events.
 
 `generate` hands llama-cpp-python the whole token history each turn; its longest-prefix match
 against the KV cache means only the new tokens are read. llama.cpp's own perf counters tell how
@@ -11,12 +11,15 @@ import ctypes
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airochat.adapters import llama_log
-from airochat.adapters.reply_text import ReplyText
+from airochat.domain.config import Sampling
+from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
+from airochat.domain.stops import ReplyText
+from airochat.domain.templates import Special
 from airochat.errors import AirochatError, ContextOverflowError, ModelLoadError
 
 
@@ -47,49 +50,8 @@ class LoadOptions:
     vocab_only: bool = False  # tokenizer only: for --print-prompt
 
 
-@dataclass(frozen=True)
-class SamplingParams:
-    temperature: float
-    top_p: float
-    top_k: int
-    min_p: float
-    repeat_penalty: float
-    max_tokens: int
-    seed: int = -1
-
-
-@dataclass(frozen=True)
-class TextChunk:
-    """Reply text that can no longer change (stop strings already ruled out)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Done:
-    """The end of a reply. `finish_reason`: stop (EOS or stop string), length, interrupted."""
-
-    finish_reason: str
-    text: str
-    tokens: list[int]
-    prompt_tokens: int
-    prompt_eval_tokens: int
-    ttft_s: float
-    decode_s: float
-    generated: int
-    stopped_by: str = ""  # the stop string that ended the reply, if one did
-
-    @property
-    def tokens_per_s(self) -> float:
-        # The first token's time belongs to the prompt read; decode speed is over the rest.
-        return (self.generated - 1) / self.decode_s if self.generated > 1 and self.decode_s else 0.0
-
-
-Event = TextChunk | Done
-
-
 class LlamaEngine:
-    """One loaded model and its context."""
+    """One loaded model and its context: the in-process `Engine`."""
 
     def __init__(self, llm: Llama, options: LoadOptions, load_s: float) -> None:
         import llama_cpp
@@ -187,7 +149,7 @@ class LlamaEngine:
         """Plain text: special-token spellings in it stay text."""
         return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def special_token(self, special: Any) -> list[int]:
+    def special_token(self, special: Special) -> list[int]:
         name = special.name
         if name == "bos":
             add_bos = self._lib.llama_vocab_get_add_bos(self._vocab)
@@ -242,24 +204,19 @@ class LlamaEngine:
         self._stop_flag.set()
 
     def generate(
-        self, prompt: Sequence[int], params: SamplingParams, stop: Sequence[str] = ()
-    ) -> Iterator[Event]:
+        self, prompt: Sequence[int], params: Sampling, stop: Sequence[str] = ()
+    ) -> Iterator[EngineEvent]:
         """Stream a reply to `prompt` (the full token history) as TextChunks, then one Done."""
         n_prompt = len(prompt)
         if n_prompt >= self.n_ctx:
             raise ContextOverflowError(
                 f"the prompt is {n_prompt} tokens but the context holds {self.n_ctx}"
             )
-        budget = min(params.max_tokens, self.n_ctx - n_prompt)
         if params.seed >= 0:
             self._llm.set_seed(params.seed)
         self._stop_flag.clear()
         self._lib.llama_perf_context_reset(self._ctx)
-        run = ReplyText(self, stop)
-        start = time.perf_counter()
-        first_at = last_at = start
-        finish = "length"
-        received = 0
+        run = _Run(ReplyText(self, stop), min(params.max_tokens, self.n_ctx - n_prompt))
         self._abort_hook(True)
         gen = self._llm.generate(
             list(prompt),
@@ -270,53 +227,77 @@ class LlamaEngine:
             repeat_penalty=params.repeat_penalty,
         )
         try:
-            for token in gen:
-                last_at = time.perf_counter()
-                received += 1
-                if received == 1:
-                    first_at = last_at
-                    self._abort_hook(False)
-                if self.is_eog(token):
-                    finish = "stop"
-                    break
-                chunk = run.add(token)
-                if chunk:
-                    yield TextChunk(chunk)
-                if run.stopped:
-                    finish = "stop"
-                    break
-                if len(run.tokens) >= budget:
-                    break
-                if self._stop_flag.is_set():
-                    finish = "interrupted"
-                    break
+            yield from self._stream(gen, run)
         except (RuntimeError, ValueError) as exc:
             # llama_decode returns 2 when our abort callback fired mid-prompt.
             if not self._stop_flag.is_set():
                 raise GenerationError(f"llama.cpp failed while generating: {exc}") from exc
-            finish = "interrupted"
+            run.finish = "interrupted"
         except KeyboardInterrupt:
-            finish = "interrupted"
+            run.finish = "interrupted"
         finally:
             gen.close()
             self._abort_hook(False)
-        tail = run.flush()
+        tail = run.text.flush()
         if tail:
             yield TextChunk(tail)
-        yield Done(
-            finish_reason=finish,
-            text=run.text,
-            tokens=list(run.tokens),
-            prompt_tokens=n_prompt,
-            prompt_eval_tokens=self._prompt_evaluated(received),
-            ttft_s=(first_at - start) if received else (last_at - start),
-            decode_s=last_at - first_at,
-            generated=received,
-            stopped_by=run.stopped_by,
-        )
+        yield run.done(n_prompt, self._prompt_evaluated(run.received))
+
+    def _stream(self, gen: Iterator[int], run: _Run) -> Iterator[EngineEvent]:
+        for token in gen:
+            run.tick()
+            if run.received == 1:
+                self._abort_hook(False)
+            if self.is_eog(token):
+                run.finish = "stop"
+                return
+            chunk = run.text.add(token)
+            if chunk:
+                yield TextChunk(chunk)
+            if run.text.stopped:
+                run.finish = "stop"
+                return
+            if len(run.text.tokens) >= run.budget:
+                return
+            if self._stop_flag.is_set():
+                run.finish = "interrupted"
+                return
 
     def _prompt_evaluated(self, received: int) -> int:
         """Prompt tokens llama.cpp decoded this turn: all decoded tokens less the generated ones
         fed back (every received token but the last is evaluated before the next is sampled)."""
         data = self._lib.llama_perf_context(self._ctx)
         return int(data.n_p_eval + data.n_eval) - max(received - 1, 0)
+
+
+@dataclass
+class _Run:
+    """One reply in progress: its text, the clock, and how it ended."""
+
+    text: ReplyText
+    budget: int
+    finish: FinishReason = "length"
+    received: int = 0
+    start: float = field(default_factory=time.perf_counter)
+    first_at: float = 0.0
+    last_at: float = 0.0
+
+    def tick(self) -> None:
+        self.last_at = time.perf_counter()
+        self.received += 1
+        if self.received == 1:
+            self.first_at = self.last_at
+
+    def done(self, n_prompt: int, evaluated: int) -> Done:
+        end = self.last_at or time.perf_counter()
+        return Done(
+            finish_reason=self.finish,
+            text=self.text.text,
+            tokens=list(self.text.tokens),
+            prompt_tokens=n_prompt,
+            prompt_eval_tokens=evaluated,
+            ttft_s=(self.first_at if self.received else end) - self.start,
+            decode_s=end - self.first_at if self.received else 0.0,
+            generated=self.received,
+            stopped_by=self.text.stopped_by,
+        )

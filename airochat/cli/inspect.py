@@ -1,4 +1,4 @@
-"""Commands that inspect and measure: bench, info, templates."""
+"""Commands that inspect and measure: info, bench, templates."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from airochat.cli_common import errors_to_exit, open_session, settings_from
-from airochat.cli_options import (
+from airochat.cli.edge import errors_to_exit, note, settings_from
+from airochat.cli.options import (
     CtxOpt,
     DebugOpt,
     GpuLayersOpt,
@@ -23,55 +23,6 @@ def register(app: typer.Typer) -> None:
     app.command()(bench)
     app.command()(info)
     app.command()(templates)
-    app.command()(convert)
-
-
-def convert(
-    source: Annotated[Path, typer.Argument(help="a legacy GGML llama file (GGJT v3 .bin)")],
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="default: the same name, .gguf")
-    ] = None,
-    ctx: Annotated[int | None, typer.Option("--ctx", help="context length (default 2048)")] = None,
-    rope_scale: Annotated[
-        float | None, typer.Option("--rope-scale", help="linear RoPE factor, e.g. 4")
-    ] = None,
-    gqa: Annotated[int | None, typer.Option("--gqa", help="GQA factor (read from shapes)")] = None,
-    eps: Annotated[float | None, typer.Option("--eps", help="RMS norm eps (1e-6)")] = None,
-    model: Annotated[
-        str | None, typer.Option("--model", help="catalog alias supplying ctx/RoPE/template")
-    ] = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Convert a legacy GGML (GGJT v3) llama model to GGUF; quantized data copied as-is."""
-    with errors_to_exit(debug):
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
-        from airochat.adapters.terminal import make_console
-        from airochat.errors import UsageError
-        from airochat.services.convert import convert_file, options_for
-        from airochat.services.models import load_catalog
-
-        entry = load_catalog().get(model) if model else None
-        if model and entry is None:
-            raise UsageError(f"unknown catalog alias {model!r}")
-        opts = options_for(entry, ctx, rope_scale, gqa, eps)
-        err = make_console(stderr=True)
-        with Progress(
-            TextColumn("converting"), BarColumn(), DownloadColumn(), console=err, transient=True
-        ) as bar:
-            task = bar.add_task("convert", total=None)
-            out = convert_file(
-                source,
-                output,
-                opts,
-                lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        err.print(
-            f"[dim]context {opts.ctx}, RoPE linear x{opts.rope_scale or 1:g}, "
-            f"template {opts.template}[/dim]",
-            highlight=False,
-        )
-        typer.echo(str(out))
 
 
 def bench(
@@ -95,18 +46,23 @@ def bench(
     with errors_to_exit(debug):
         from airochat.adapters.terminal import make_console
         from airochat.services.bench import run_bench
+        from airochat.services.launch import ChatRequest, open_chat
 
         settings = settings_from(threads=threads, ctx=ctx, seed=seed, gpu_layers=gpu_layers)
         err = make_console(stderr=True)
-        name = model or settings.model
-        session, _plan = open_session(settings, name, None, verbose)
-        result = run_bench(
-            session,
-            turns,
-            reply_tokens,
-            plot=plot is not None,
-            progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
-        ).to_dict()
+        ready = open_chat(ChatRequest(model or settings.model, settings, verbose=verbose))
+        try:
+            for line in ready.notes:
+                note(line)
+            result = run_bench(
+                ready.chat,
+                turns,
+                reply_tokens,
+                plot=plot is not None,
+                progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
+            ).to_dict()
+        finally:
+            ready.close()
         if plot is not None:
             from airochat.adapters.plot import write_ttft_plot
 

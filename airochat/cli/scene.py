@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from airochat.cli_common import errors_to_exit
-from airochat.cli_options import DebugOpt
+from airochat.cli.edge import errors_to_exit
+from airochat.cli.options import DebugOpt
 
 scene_app = typer.Typer(help="Roleplay scenes: import character cards.", no_args_is_help=True)
-
-
-def load_scene_file(path: Path) -> Any:
-    """A scene file, its characters' `card:` paths read relative to the file."""
-    from airochat.adapters.cards import card_character
-    from airochat.domain.scene import load_scene
-
-    return load_scene(path, lambda card: card_character(path.parent / str(card)))
 
 
 @scene_app.command("import")

@@ -1,0 +1,322 @@
+"""`airochat run` (the REPL) and `airochat ask` (one answer, for scripts)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from airochat.cli.edge import errors_to_exit, make_fetch, note, settings_from
+from airochat.cli.options import (
+    CtxOpt,
+    DebugOpt,
+    GpuLayersOpt,
+    MaxTokensOpt,
+    MlockOpt,
+    ModelArg,
+    NoMmapOpt,
+    RepeatOpt,
+    RopeBaseOpt,
+    RopeScaleOpt,
+    SceneOpt,
+    SeedOpt,
+    SystemOpt,
+    TemperatureOpt,
+    TemplateOpt,
+    ThreadsOpt,
+    TopKOpt,
+    TopPOpt,
+    VerboseOpt,
+    YesOpt,
+)
+from airochat.errors import ExitCode
+
+if TYPE_CHECKING:
+    from airochat.domain.config import Settings
+    from airochat.domain.events import ChatEvent
+    from airochat.services.chat import Chat
+    from airochat.services.launch import ChatRequest
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(run)
+    app.command()(ask)
+
+
+def _settings(
+    template: str | None,
+    temperature: float | None,
+    top_p: float | None,
+    top_k: int | None,
+    repeat_penalty: float | None,
+    max_tokens: int | None,
+    seed: int | None,
+    ctx: int | None,
+    threads: int | None,
+    gpu_layers: str | None,
+    rope_scale: float | None,
+    rope_freq_base: float | None,
+    mlock: bool,
+    no_mmap: bool,
+    history: bool | None = None,
+) -> Settings:
+    """Settings from the options `run` and `ask` share (None: not given on the command line)."""
+    return settings_from(
+        template=template,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repeat_penalty=repeat_penalty,
+        max_tokens=max_tokens,
+        seed=seed,
+        ctx=ctx,
+        threads=threads,
+        gpu_layers=gpu_layers,
+        rope_scale=rope_scale,
+        rope_freq_base=rope_freq_base,
+        mlock=True if mlock else None,
+        mmap=False if no_mmap else None,
+        history=history,
+    )
+
+
+def _request(
+    settings: Settings,
+    model: str,
+    system: str | None,
+    scene: Path | None,
+    verbose: bool,
+    yes: bool,
+    interactive: bool,
+    session: Path | None = None,
+    tokenizer_only: bool = False,
+) -> ChatRequest:
+    from airochat.services.launch import ChatRequest
+    from airochat.services.roleplay import load_scene_file
+
+    return ChatRequest(
+        model=model,
+        settings=settings,
+        system=system,
+        scene=load_scene_file(scene) if scene is not None else None,
+        session=session,
+        verbose=verbose,
+        fetch=None if tokenizer_only else make_fetch(settings, yes, interactive),
+        tokenizer_only=tokenizer_only,
+    )
+
+
+def run(
+    model: ModelArg = None,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    top_k: TopKOpt = None,
+    repeat_penalty: RepeatOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    seed: SeedOpt = None,
+    ctx: CtxOpt = None,
+    threads: ThreadsOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    rope_scale: RopeScaleOpt = None,
+    rope_freq_base: RopeBaseOpt = None,
+    mlock: MlockOpt = False,
+    no_mmap: NoMmapOpt = False,
+    no_history: Annotated[
+        bool, typer.Option("--no-history", help="every turn stands alone (system + message)")
+    ] = False,
+    multiline: Annotated[
+        bool, typer.Option("--multiline", help="Enter adds a line, Alt+Enter sends")
+    ] = False,
+    no_input_history: Annotated[
+        bool, typer.Option("--no-input-history", help="do not keep typed lines in a file")
+    ] = False,
+    plain_output: Annotated[
+        bool, typer.Option("--plain-output", help="replies as plain text, not markdown")
+    ] = False,
+    no_stats: Annotated[bool, typer.Option("--no-stats", help="no stats line per reply")] = False,
+    session: Annotated[
+        Path | None,
+        typer.Option("--session", help="load this chat file if present; save after each turn"),
+    ] = None,
+    yes: YesOpt = False,
+    scene: SceneOpt = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Chat interactively. Enter sends, Alt+Enter adds a line, /help lists commands."""
+    with errors_to_exit(debug):
+        settings = _settings(
+            template, temperature, top_p, top_k, repeat_penalty, max_tokens, seed, ctx,
+            threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap,
+            history=False if no_history else None,
+        )  # fmt: skip
+        from airochat.adapters import locations
+        from airochat.adapters.reply_views import choose_view
+        from airochat.adapters.terminal import InputOptions, TerminalIO, make_console
+        from airochat.services.launch import open_chat
+        from airochat.services.repl import Repl
+
+        keep_input = settings.input_history and not no_input_history
+        options = InputOptions(
+            multiline=multiline,
+            history_file=locations.data_dir() / "input_history" if keep_input else None,
+        )
+        console = make_console()
+        markdown = settings.markdown and not plain_output
+        name = model or settings.model
+        request = _request(settings, name, system, scene, verbose, yes, sys.stdin.isatty(), session)
+        console.print(f"[dim]Loading {name} ...[/dim]", highlight=False)
+        ready = open_chat(request)
+        chat = ready.chat
+        io = TerminalIO(console, options, view=lambda: choose_view(console, chat.scene, markdown))
+        for line in ready.notes:
+            io.notice(line)
+        io.notice(ready.header() + " · /help for commands, Ctrl-D to leave")
+        try:
+            Repl(chat, io, session, settings.show_stats and not no_stats).run()
+        finally:
+            ready.close()
+
+
+def ask(
+    model: Annotated[str, typer.Argument(help="alias from models.txt, or a path to a .gguf")],
+    prompt: Annotated[
+        str | None, typer.Argument(help="the message; read from stdin when piped")
+    ] = None,
+    template: TemplateOpt = None,
+    system: SystemOpt = None,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    top_k: TopKOpt = None,
+    repeat_penalty: RepeatOpt = None,
+    max_tokens: MaxTokensOpt = None,
+    seed: SeedOpt = None,
+    ctx: CtxOpt = None,
+    threads: ThreadsOpt = None,
+    gpu_layers: GpuLayersOpt = None,
+    rope_scale: RopeScaleOpt = None,
+    rope_freq_base: RopeBaseOpt = None,
+    mlock: MlockOpt = False,
+    no_mmap: NoMmapOpt = False,
+    context: Annotated[
+        list[str] | None,
+        typer.Option("--context", help="closed-context QA: a document (repeatable; - is stdin)"),
+    ] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option("--meta", help="key=value for every context block")
+    ] = None,
+    no_guess: Annotated[
+        bool, typer.Option("--no-guess", help="add: Don't make up answers if you don't know.")
+    ] = False,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="append PLAINFORMAT: code without prose")
+    ] = False,
+    functions: Annotated[
+        Path | None,
+        typer.Option("--functions", help="YAML/JSON functions: print the model's choice as JSON"),
+    ] = None,
+    print_prompt: Annotated[
+        bool, typer.Option("--print-prompt", help="print the exact prompt and exit")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    yes: YesOpt = False,
+    scene: SceneOpt = None,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Answer one message and exit: for scripts and pipes."""
+    with errors_to_exit(debug):
+        settings = _settings(
+            template, temperature, top_p, top_k, repeat_penalty, max_tokens, seed, ctx,
+            threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap,
+        )  # fmt: skip
+        from airochat.services.messages import MessageSpec, build_message
+
+        stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+        spec = MessageSpec(
+            prompt=prompt,
+            stdin=stdin,
+            contexts=context or [],
+            meta=meta or [],
+            no_guess=no_guess,
+            plain=plain,
+            functions=functions,
+            allow_empty=scene is not None,  # a scene's opening is a first turn of its own
+        )
+        text = build_message(spec)
+        request = _request(
+            settings, model, system, scene, verbose, yes, False, tokenizer_only=print_prompt
+        )
+        from airochat.services.launch import open_chat
+
+        ready = open_chat(request)
+        try:
+            for line in ready.notes:
+                note(line)
+            if print_prompt:
+                _print_prompt(ready.chat, text, as_json)
+            elif spec.functions is not None:
+                _answer_function(ready.chat, text, spec.loaded_functions, as_json)
+            else:
+                _answer(ready.chat, ready.chat.send(text), as_json)
+        finally:
+            ready.close()
+
+
+def _print_prompt(chat: Chat, text: str, as_json: bool) -> None:
+    preview = chat.preview(text)
+    if as_json:
+        out = {"prompt": preview.prompt, "stop": preview.stops, "template": preview.template}
+        typer.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        sys.stdout.write(preview.prompt + "\n")
+
+
+def _answer(chat: Chat, events: Iterator[ChatEvent], as_json: bool) -> None:
+    from airochat.domain.events import Done, TextChunk
+
+    done: Done | None = None
+    for event in events:
+        if isinstance(event, TextChunk):
+            if not as_json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+        elif isinstance(event, Done):
+            done = event
+    assert done is not None
+    if as_json:
+        out = {
+            "text": done.text,
+            "model": chat.model_name,
+            "template": chat.template.name,
+            "prompt_tokens": done.prompt_tokens,
+            "prompt_eval_tokens": done.prompt_eval_tokens,
+            "completion_tokens": done.generated,
+            "ttft_s": round(done.ttft_s, 4),
+            "tokens_per_s": round(done.tokens_per_s, 2),
+            "finish_reason": done.finish_reason,
+        }
+        typer.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        sys.stdout.write("\n")
+    if done.finish_reason == "interrupted":
+        raise typer.Exit(int(ExitCode.INTERRUPTED))
+
+
+def _answer_function(chat: Chat, text: str, functions: dict[str, object], as_json: bool) -> None:
+    from airochat.domain.events import Done
+    from airochat.domain.functions import parse_call
+
+    done = next(e for e in chat.send(text) if isinstance(e, Done))
+    call = parse_call(done.text, functions)
+    if as_json:
+        out = {"call": call, "text": done.text, "finish_reason": done.finish_reason}
+        typer.echo(json.dumps(out, ensure_ascii=False))
+    else:
+        typer.echo(json.dumps(call, ensure_ascii=False, indent=2))

@@ -1,0 +1,92 @@
+"""From a request (a MODEL, settings, a system prompt, a scene, a session file) to a ready chat.
+
+`run`, `ask`, `bench` and `--print-prompt` all come through `open_chat`, so what one command
+sends is what the others send; `--print-prompt` asks for a tokenizer-only engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airochat.adapters.llama_engine import LlamaEngine
+from airochat.domain.config import Settings
+from airochat.domain.engine import Engine
+from airochat.domain.scene import Scene
+from airochat.domain.templates import Template
+from airochat.services import loader, session_file
+from airochat.services.chat import Chat, TurnPolicy
+from airochat.services.resolve import Fetch
+from airochat.services.roleplay import SceneTurns
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    settings: Settings
+    system: str | None = None  # None: the config's, else the template's default
+    scene: Scene | None = None
+    session: Path | None = None  # resumed when it exists
+    verbose: bool = False
+    fetch: Fetch | None = None  # how a missing Hub model is downloaded (None: it is an error)
+    tokenizer_only: bool = False  # for --print-prompt: no context, no generation
+
+
+@dataclass
+class ReadyChat:
+    chat: Chat
+    plan: loader.ModelPlan
+    engine: Engine
+    notes: list[str] = field(default_factory=list)  # said once at start (context capped, ...)
+
+    def header(self) -> str:
+        """One line about what is running, for the REPL's start."""
+        chat, plan = self.chat, self.plan
+        memory = "on" if chat.conversation.history else "off (--no-history)"
+        offload = plan.offload.n_gpu_layers
+        where = f"{offload} GPU layers" if offload else "CPU"
+        return (
+            f"{plan.model.name} · template {chat.template.name} · context {chat.engine.n_ctx}"
+            f" · {where}, {plan.threads} threads · memory {memory}"
+        )
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def _templates(plan: loader.ModelPlan, engine: LlamaEngine) -> Callable[[str], Template]:
+    """Template by name for this model: `gguf` is the file's own, the rest are built in."""
+
+    def by_name(name: str) -> Template:
+        return loader.make_template(loader.Choice(name, ""), plan.header, engine)
+
+    return by_name
+
+
+def open_chat(request: ChatRequest) -> ReadyChat:
+    settings = request.settings
+    plan = loader.plan(settings, request.model, request.fetch)
+    engine = loader.load(plan, settings, request.verbose, vocab_only=request.tokenizer_only)
+    try:
+        templates = _templates(plan, engine)
+        template = templates(plan.template.value)
+        policy: TurnPolicy | None = SceneTurns(request.scene) if request.scene else None
+        chat = Chat(
+            engine,
+            template,
+            request.system if request.system is not None else (settings.system or None),
+            settings.sampling,
+            history=settings.history,
+            model_name=plan.model.name,
+            templates=templates,
+            policy=policy,
+        )
+        ready = ReadyChat(chat, plan, engine, list(plan.notes))
+        if request.session is not None and request.session.exists():
+            saved = session_file.load(chat, request.session)
+            ready.notes.append(f"resumed {len(saved.turns)} exchange(s) from {request.session}")
+    except BaseException:
+        engine.close()
+        raise
+    return ready
