@@ -24,6 +24,11 @@ class UsageError(AirochatError):
     exit_code = ExitCode.USAGE
 
 
+class InputFileError(AirochatError):
+    """A file named on the command line cannot be used: missing, unreadable, wrong content.
+    Exit 1 (an error), where 2 is kept for a command line that is itself wrong."""
+
+
 class ModelNotFoundError(AirochatError):
     """The MODEL argument names nothing we can load."""
 
@@ -40,7 +45,21 @@ class ContextOverflowError(AirochatError):
     """A prompt does not fit in the model's context window."""
 
 
-class GenerationAborted(AirochatError):
-    """Generation was stopped by the user (Ctrl-C)."""
+class LoadInterrupted(AirochatError):
+    """Ctrl-C while llama.cpp was loading a model: the process must end (the load cannot be
+    undone from Python), with status 130."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP: unwinds like KeyboardInterrupt (no `except Exception` in a library
+    or in the REPL loop swallows it) through the `finally` blocks that save the chat and stop
+    children; the process ends with 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum

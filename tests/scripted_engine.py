@@ -40,6 +40,14 @@ class ScriptedEngine:
     def eos_id(self) -> int:
         return 2
 
+    @property
+    def n_vocab(self) -> int:
+        return 256 + OFFSET
+
+    @property
+    def max_token_bytes(self) -> int:
+        return 1
+
     def tokenize_text(self, text: str) -> list[int]:
         return [b + OFFSET for b in text.encode("utf-8")]
 

@@ -14,7 +14,7 @@ from airochat.domain.closed_context import (
     parse_meta,
     plain_format,
 )
-from airochat.errors import UsageError
+from airochat.errors import InputFileError, UsageError
 
 
 def test_golden_two_documents_with_meta() -> None:
@@ -49,7 +49,7 @@ def test_document_from_path_has_source_and_date(tmp_path: Path) -> None:
 
 
 def test_missing_context_file(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="no such context file"):
+    with pytest.raises(InputFileError, match="no such context file"):
         document_from_path(tmp_path / "nope.txt")
 
 

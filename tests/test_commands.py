@@ -66,6 +66,9 @@ class ListIO:
     def attach(self, status: Callable[[], str], commands: Callable[[], list[str]]) -> None:
         self.commands = commands
 
+    def close(self) -> None:
+        pass
+
 
 def make_chat(engine: ScriptedEngine | None = None, scene: dict[str, object] | None = None) -> Chat:
     policy = SceneTurns(parse_scene(scene, "test")) if scene else None

@@ -12,7 +12,7 @@ from airochat.domain.functions import (
     load_functions,
     parse_call,
 )
-from airochat.errors import UsageError
+from airochat.errors import InputFileError
 
 YAML = """\
 file_analytics:
@@ -74,7 +74,7 @@ def test_json_file_and_bad_files(tmp_path: Path) -> None:
     f.write_text('{"search": {"description": "Web search", "params": {"q": "query"}}}')
     assert list(load_functions(f)) == ["search"]
     f.write_text('{"search": {"params": {}}}')
-    with pytest.raises(UsageError, match="needs a description"):
+    with pytest.raises(InputFileError, match="needs a description"):
         load_functions(f)
-    with pytest.raises(UsageError, match="no such functions file"):
+    with pytest.raises(InputFileError, match="no such functions file"):
         load_functions(tmp_path / "missing.yaml")

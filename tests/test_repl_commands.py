@@ -214,7 +214,7 @@ def test_bad_session_file_is_refused_and_untouched(
     child.close(force=True)
     from tests.conftest import run_cli
 
-    proc = run_cli("run", str(tiny_gguf), "--session", str(path))
+    proc = run_cli("ask", str(tiny_gguf), "hi", "--session", str(path))
     assert proc.returncode == 1 and message.split()[0] in proc.stderr
     assert "Traceback" not in proc.stderr
     assert path.read_text() == content  # left untouched

@@ -26,7 +26,7 @@ print("done", flush=True)
 
 
 def test_write_is_private_and_readable(tmp_path: Path) -> None:
-    path = tmp_path / "sub" / "chat.json"
+    path = tmp_path / "chat.json"
     write_json(path, {"a": 1})
     assert read_json(path) == {"a": 1}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

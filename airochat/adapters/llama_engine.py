@@ -10,17 +10,18 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from airochat.adapters import llama_log
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
 from airochat.domain.templates import Special
-from airochat.errors import AirochatError, ContextOverflowError, ModelLoadError
+from airochat.errors import AirochatError, ContextOverflowError, LoadInterrupted, ModelLoadError
 
 
 class GenerationError(AirochatError):
@@ -62,6 +63,7 @@ class LlamaEngine:
         self._lib = llama_cpp
         self._vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
         self._pieces: dict[int, bytes] = {}
+        self._max_token_bytes: int | None = None
         self._stop_flag = threading.Event()
         # Kept referenced: llama.cpp holds the pointer.
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._stop_flag.is_set())
@@ -78,21 +80,26 @@ class LlamaEngine:
         from llama_cpp import Llama
 
         start = time.perf_counter()
+
+        def construct() -> Llama:
+            with _no_chat_handlers():
+                return Llama(
+                    model_path=str(options.path),
+                    n_ctx=options.n_ctx,
+                    n_threads=options.n_threads,
+                    n_threads_batch=options.n_threads,
+                    n_gpu_layers=options.n_gpu_layers,
+                    seed=options.seed if options.seed >= 0 else 0xFFFFFFFF,
+                    rope_freq_scale=options.rope_freq_scale,
+                    rope_freq_base=options.rope_freq_base,
+                    use_mmap=options.use_mmap,
+                    use_mlock=options.use_mlock,
+                    vocab_only=options.vocab_only,
+                    verbose=options.verbose,
+                )
+
         try:
-            llm = Llama(
-                model_path=str(options.path),
-                n_ctx=options.n_ctx,
-                n_threads=options.n_threads,
-                n_threads_batch=options.n_threads,
-                n_gpu_layers=options.n_gpu_layers,
-                seed=options.seed if options.seed >= 0 else 0xFFFFFFFF,
-                rope_freq_scale=options.rope_freq_scale,
-                rope_freq_base=options.rope_freq_base,
-                use_mmap=options.use_mmap,
-                use_mlock=options.use_mlock,
-                vocab_only=options.vocab_only,
-                verbose=options.verbose,
-            )
+            llm = _interruptible(construct)
         except (ValueError, RuntimeError, OSError) as exc:
             reason = llama_log.LOG.reason() or str(exc)
             if "llama_context" in str(exc):
@@ -131,6 +138,18 @@ class LlamaEngine:
     @property
     def n_ctx_train(self) -> int:
         return int(self._llm._model.n_ctx_train())
+
+    @property
+    def n_vocab(self) -> int:
+        return int(self._lib.llama_vocab_n_tokens(self._vocab))
+
+    @property
+    def max_token_bytes(self) -> int:
+        if self._max_token_bytes is None:  # one pass over the vocabulary, only when needed
+            get = self._lib.llama_vocab_get_text
+            longest = max((len(get(self._vocab, t) or b"") for t in range(self.n_vocab)), default=1)
+            self._max_token_bytes = max(longest, 1)
+        return self._max_token_bytes
 
     @property
     def eos_id(self) -> int:
@@ -301,3 +320,53 @@ class _Run:
             generated=self.received,
             stopped_by=self.text.stopped_by,
         )
+
+
+def _interruptible(load: Callable[[], Llama]) -> Llama:
+    """Run a model load in a worker thread while the main thread waits in short joins: Ctrl-C
+    then lands within 50 ms (inside llama.cpp's load, Python signal handlers run only in its
+    log callback, which swallows the KeyboardInterrupt). The half-done load cannot be undone,
+    so the caller ends the process."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["llm"] = load()
+        except BaseException as exc:  # handed to the main thread below
+            result["error"] = exc
+
+    worker = threading.Thread(target=target, name="airochat-load", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.05)
+    except KeyboardInterrupt:
+        raise LoadInterrupted("stopped while loading the model") from None
+    if "error" in result:
+        raise result["error"]
+    return cast("Llama", result["llm"])
+
+
+class _UnusedChatHandler:
+    """Stands in for llama-cpp-python's Jinja2ChatFormatter while a model loads: it compiles
+    every `tokenizer.chat_template*` in the file (unsandboxed by our budget, and a syntax error
+    there aborts the load), but airochat never uses its chat handlers -- we render templates
+    ourselves, only when chosen, in a sandbox with a budget."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def to_chat_handler(self) -> None:
+        return None
+
+
+@contextmanager
+def _no_chat_handlers() -> Iterator[None]:
+    import llama_cpp.llama_chat_format as chat_format
+
+    real = chat_format.Jinja2ChatFormatter
+    setattr(chat_format, "Jinja2ChatFormatter", _UnusedChatHandler)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(chat_format, "Jinja2ChatFormatter", real)  # noqa: B010

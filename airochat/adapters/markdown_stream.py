@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from markdown_it import MarkdownIt
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
@@ -38,6 +39,16 @@ def split_blocks(text: str) -> tuple[list[str], str]:
     return done, "\n".join(lines[start:])
 
 
+class ReplyMarkdown(Markdown):
+    """rich's Markdown, made to lose nothing of a reply: text that looks like HTML is shown as
+    typed (rich drops HTML it cannot render), and links print their address beside the text."""
+
+    def __init__(self, markup: str, code_theme: str = "monokai") -> None:
+        super().__init__(markup, code_theme=code_theme, hyperlinks=False)
+        parser = MarkdownIt("commonmark", {"html": False})
+        self.parsed = parser.enable("strikethrough").enable("table").parse(markup)
+
+
 class MarkdownStream:
     def __init__(self, console: Console, code_theme: str = "monokai") -> None:
         self.console = console
@@ -47,7 +58,7 @@ class MarkdownStream:
         self._live: Live | None = None
 
     def _md(self, text: str) -> Markdown:
-        return Markdown(text, code_theme=self.code_theme)
+        return ReplyMarkdown(text, code_theme=self.code_theme)
 
     def update(self, chunk: str) -> None:
         self.text += chunk

@@ -21,13 +21,17 @@ from rich.text import Text
 
 from airochat.adapters.reply_views import PlainView, ReplyView
 from airochat.adapters.storage import private_file
+from airochat.adapters.typeahead import TypeAhead
+from airochat.errors import UsageError
 
 FENCE = '"""'
 
 
 def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
-    # rich honours NO_COLOR and drops styling when the stream is not a terminal.
-    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=True)
+    """rich honours NO_COLOR and drops styling when the stream is not a terminal. On stdout
+    rich wraps (soft wrap on would crop markdown list items and block quotes at the edge);
+    stderr carries one-line messages that scripts read, never broken by rich."""
+    return Console(file=file, stderr=stderr, highlight=False, soft_wrap=stderr)
 
 
 def fence_open(text: str) -> bool:
@@ -86,23 +90,29 @@ class TerminalIO:
         pt_input: Any = None,
         pt_output: Any = None,
     ) -> None:
-        from prompt_toolkit import PromptSession
-        from prompt_toolkit.history import FileHistory, InMemoryHistory
-
         self.console = console or make_console()
         self.options = options or InputOptions()
         self._new_view = view or (lambda: PlainView(self.console))
+        self._session = self._prompt_session(pt_input, pt_output)
+        self._view: ReplyView | None = None
+        self._typeahead = TypeAhead(-1 if pt_input is not None else None)
+        self._told_typeahead = False
+
+    def _prompt_session(self, pt_input: Any, pt_output: Any) -> Any:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+        opts = self.options
         history = (
-            FileHistory(str(private_file(self.options.history_file)))
-            if self.options.history_file
+            FileHistory(str(private_file(opts.history_file)))
+            if opts.history_file
             else InMemoryHistory()
         )
-        opts = self.options
-        self._session: Any = PromptSession(
+        return PromptSession(
             multiline=True,  # pasted newlines stay in the buffer; Enter is bound below
             key_bindings=self._bindings(),
             history=history,
-            completer=_completer(self.options),
+            completer=_completer(opts),
             complete_while_typing=False,
             input=pt_input,
             output=pt_output,
@@ -110,7 +120,6 @@ class TerminalIO:
             bottom_toolbar=lambda: f" {opts.toolbar()} ",
             enable_open_in_editor=False,
         )
-        self._view: ReplyView | None = None
 
     def attach(self, status: Callable[[], str], commands: Callable[[], list[str]]) -> None:
         self.options.toolbar = status
@@ -145,28 +154,44 @@ class TerminalIO:
         return kb
 
     def read_message(self, default: str = "") -> str | None:
-        """The next message; None when the user leaves (Ctrl-D)."""
+        """The next message; None when the user leaves (Ctrl-D). Keys typed while airochat
+        was busy start the line, unsent."""
+        typed = self._typeahead.release()
+        if typed and not default:
+            default = typed
+            if not self._told_typeahead:
+                self.notice("(what you typed during the reply is on the line: Enter sends it)")
+                self._told_typeahead = True
         while True:
             try:
-                return unfence(str(self._session.prompt(">>> ", default=default)))
+                text = unfence(str(self._session.prompt(">>> ", default=default)))
             except KeyboardInterrupt:
                 default = ""
                 self.notice("(Ctrl-C clears the line; Ctrl-D or /exit leaves)")
+                continue
             except EOFError:
                 return None
+            self._typeahead.hold()
+            return text
+
+    def close(self) -> None:
+        """Give the terminal back as it was."""
+        self._typeahead.release()
 
     def edit_text(self, text: str) -> str | None:
-        """Edit `text` in $VISUAL/$EDITOR when set, else inline at the prompt."""
+        """Edit `text` in $VISUAL/$EDITOR when set, else inline at the prompt. None (cancel)
+        when the editor exits non-zero (vim's :cq) or leaves the text empty."""
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
         if not editor:
             return self.read_message(default=text)
         with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False) as fh:
             fh.write(text)
             path = fh.name
+        self._typeahead.release()
         try:
-            subprocess.run([*shlex.split(editor), path], check=False)
-            return Path(path).read_text(encoding="utf-8").rstrip("\n") or None
+            return _run_editor(editor, path)
         finally:
+            self._typeahead.hold()
             os.unlink(path)
 
     # -- output ----------------------------------------------------------------------------------
@@ -195,3 +220,20 @@ class TerminalIO:
 
     def error(self, text: str) -> None:
         self.console.print(Text(text, style="bold red"))
+
+
+def _run_editor(editor: str, path: str) -> str | None:
+    try:
+        argv = [*shlex.split(editor), path]
+    except ValueError as exc:
+        raise UsageError(f"cannot parse the editor command {editor!r}: {exc}") from None
+    try:
+        proc = subprocess.run(argv, check=False)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot start the editor {argv[0]!r} ({exc.strerror}); check $VISUAL/$EDITOR"
+        ) from None
+    if proc.returncode != 0:
+        return None
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    return text.rstrip("\n") or None

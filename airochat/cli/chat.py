@@ -33,13 +33,14 @@ from airochat.cli.options import (
     VerboseOpt,
     YesOpt,
 )
-from airochat.errors import ExitCode
+from airochat.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
     from airochat.domain.config import Settings
     from airochat.domain.events import ChatEvent
     from airochat.services.chat import Chat
     from airochat.services.launch import ChatRequest
+    from airochat.services.messages import MessageSpec
 
 
 def register(app: typer.Typer) -> None:
@@ -84,6 +85,11 @@ def _settings(
     )
 
 
+def _given(**options: object) -> dict[str, object]:
+    """The chat settings the user typed on this command line (they win over a session's)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def _request(
     settings: Settings,
     model: str,
@@ -94,6 +100,7 @@ def _request(
     interactive: bool,
     session: Path | None = None,
     tokenizer_only: bool = False,
+    given: dict[str, object] | None = None,
 ) -> ChatRequest:
     from airochat.services.launch import ChatRequest
     from airochat.services.roleplay import load_scene_file
@@ -107,6 +114,8 @@ def _request(
         verbose=verbose,
         fetch=None if tokenizer_only else make_fetch(settings, yes, interactive),
         tokenizer_only=tokenizer_only,
+        given=given or {},
+        lock_wait_s=0.0 if interactive else 10.0,  # a script waits its turn; a person is told
     )
 
 
@@ -151,6 +160,11 @@ def run(
 ) -> None:
     """Chat interactively. Enter sends, Alt+Enter adds a line, /help lists commands."""
     with errors_to_exit(debug):
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "run is interactive and stdin is not a terminal; for scripts and pipes use "
+                "`airochat ask MODEL [PROMPT]` (the prompt can come from stdin)"
+            )
         settings = _settings(
             template, temperature, top_p, top_k, repeat_penalty, max_tokens, seed, ctx,
             threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap,
@@ -225,6 +239,12 @@ def ask(
         bool, typer.Option("--print-prompt", help="print the exact prompt and exit")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    session: Annotated[
+        Path | None,
+        typer.Option(
+            "--session", help="continue this chat file (created if absent) and save it back"
+        ),
+    ] = None,
     yes: YesOpt = False,
     scene: SceneOpt = None,
     verbose: VerboseOpt = False,
@@ -250,23 +270,46 @@ def ask(
             allow_empty=scene is not None,  # a scene's opening is a first turn of its own
         )
         text = build_message(spec)
+        given = _given(
+            temperature=temperature, top_p=top_p, top_k=top_k, repeat_penalty=repeat_penalty,
+            max_tokens=max_tokens, seed=seed, system=system, template=template,
+        )  # fmt: skip
         request = _request(
-            settings, model, system, scene, verbose, yes, False, tokenizer_only=print_prompt
-        )
+            settings, model, system, scene, verbose, yes, False, session,
+            tokenizer_only=print_prompt, given=given,
+        )  # fmt: skip
         from airochat.services.launch import open_chat
 
         ready = open_chat(request)
         try:
             for line in ready.notes:
                 note(line)
-            if print_prompt:
-                _print_prompt(ready.chat, text, as_json)
-            elif spec.functions is not None:
-                _answer_function(ready.chat, text, spec.loaded_functions, as_json)
-            else:
-                _answer(ready.chat, ready.chat.send(text), as_json)
+            _ask(ready.chat, text, spec, print_prompt, as_json, session)
         finally:
             ready.close()
+
+
+def _ask(
+    chat: Chat,
+    text: str,
+    spec: MessageSpec,
+    print_prompt: bool,
+    as_json: bool,
+    session: Path | None,
+) -> None:
+    from airochat.services import session_file
+
+    if print_prompt:
+        _print_prompt(chat, text, as_json)
+        return
+    try:
+        if spec.functions is not None:
+            _answer_function(chat, text, spec.loaded_functions, as_json)
+        else:
+            _answer(chat, chat.send(text), as_json)
+    finally:
+        if session is not None and chat.started:
+            session_file.save(chat, session)
 
 
 def _print_prompt(chat: Chat, text: str, as_json: bool) -> None:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from airochat.errors import AirochatError, ConfigError, ExitCode, UsageError
+from airochat.errors import (
+    AirochatError,
+    ConfigError,
+    ExitCode,
+    LoadInterrupted,
+    Terminated,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from airochat.domain.config import Settings
@@ -33,8 +42,21 @@ def note(message: str) -> None:
 
 @contextmanager
 def errors_to_exit(debug: bool) -> Iterator[None]:
+    """AirochatErrors become one line on stderr and their exit code; Ctrl-C becomes 130;
+    SIGTERM/SIGHUP end the command as Ctrl-D would (the `finally` blocks on the way have
+    saved the chat and stopped children)."""
+    from airochat.adapters.process_signals import end_on_signals
+
     try:
-        yield
+        with end_on_signals():
+            yield
+    except (LoadInterrupted, Terminated) as exc:
+        # A model load still runs in a worker thread and cannot be undone: end at once.
+        if isinstance(exc, Terminated):
+            note(str(exc))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(exc.exit_code))
     except AirochatError as exc:
         if debug:
             raise

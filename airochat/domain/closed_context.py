@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airochat.errors import UsageError
+from airochat.errors import InputFileError, UsageError
 
 NO_GUESS = "Don't make up answers if you don't know."
 PLAIN_SUFFIX = " PLAINFORMAT"
@@ -24,16 +24,29 @@ class Document:
     meta: dict[str, str] = field(default_factory=dict)
 
 
+# A document bigger than this cannot fit any context airochat runs (32K tokens of long words).
+MAX_DOCUMENT_BYTES = 16 << 20
+
+
 def document_from_path(path: Path) -> Document:
+    """A regular file's text: a FIFO, a device (/dev/zero) or a file past the limit is refused
+    before anything is read, since none could be a document that fits a context."""
     try:
+        if not path.is_file():
+            what = "no such context file" if not path.exists() else "not a regular file"
+            raise InputFileError(f"{what}: {path}")
+        info = path.stat()
+        if info.st_size > MAX_DOCUMENT_BYTES:
+            raise InputFileError(
+                f"{path} is {info.st_size >> 20} MiB; documents are limited to 16 MiB "
+                "(far more than any context holds)"
+            )
         text = path.read_text(encoding="utf-8")
-        mtime = path.stat().st_mtime
-    except FileNotFoundError:
-        raise UsageError(f"no such context file: {path}") from None
+        mtime = info.st_mtime
     except UnicodeDecodeError:
-        raise UsageError(f"{path} is not UTF-8 text") from None
+        raise InputFileError(f"{path} is not UTF-8 text") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
     date = dt.datetime.fromtimestamp(mtime, tz=dt.timezone.utc).date().isoformat()
     return Document(text=text, meta={"source": path.name, "date": date})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ class Sampling:
     seed: int = -1
 
     def validate(self) -> None:
+        _check_types(self)
         if self.temperature < 0:
             raise ConfigError("temperature must be >= 0")
         if not 0 < self.top_p <= 1:
@@ -55,6 +57,7 @@ class Settings:
     sampling: Sampling = field(default_factory=Sampling)
 
     def validate(self) -> None:
+        _check_types(self)
         if self.ctx < 0:
             raise ConfigError("ctx must be >= 0 (0 = the model's own)")
         if self.threads < 0:
@@ -79,7 +82,10 @@ class Settings:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data = fh.read(1 << 20)
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
@@ -98,26 +104,36 @@ def _apply(base: Settings, data: dict[str, Any], source: Path) -> Settings:
     if unknown:
         raise ConfigError(f"{source}: unknown key {unknown[0]!r}")
     try:
-        new_sampling = replace(base.sampling, **sampling)
-        out = replace(base, **data, sampling=new_sampling)
-    except TypeError as exc:
+        out = replace(base, **data, sampling=replace(base.sampling, **sampling))
+        out.validate()
+    except (TypeError, ConfigError) as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    _check_types(out, source)
     return out
 
 
-def _check_types(settings: Settings, source: Path) -> None:
-    for obj in (settings, settings.sampling):
-        for f in fields(obj):
-            value = getattr(obj, f.name)
-            expected = type(getattr(type(obj)(), f.name))
-            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
-            if expected is not bool and isinstance(value, bool):
-                ok = False
-            if not ok:
-                raise ConfigError(
-                    f"{source}: {f.name} should be {expected.__name__}, got {value!r}"
-                )
+def _check_types(obj: Settings | Sampling) -> None:
+    """Every field has its default's type (an int where a float goes is fine), and no
+    number is NaN or infinite: llama.cpp would take them and answer garbage."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, Sampling):
+            continue
+        expected = type(getattr(type(obj)(), f.name))
+        ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+        if expected is not bool and isinstance(value, bool):
+            ok = False
+        if not ok:
+            raise ConfigError(f"{f.name} should be {expected.__name__}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{f.name} must be a finite number, not {value!r}")
+
+
+def sampling_from(base: Sampling, values: dict[str, Any]) -> Sampling:
+    """`base` with `values` (known keys only) applied, checked: types, ranges, finite."""
+    known = {k: v for k, v in values.items() if k in {f.name for f in fields(Sampling)}}
+    out = replace(base, **known)
+    out.validate()
+    return out
 
 
 def load_settings(defaults: Path, user: Path | None) -> Settings:

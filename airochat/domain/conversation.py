@@ -8,9 +8,19 @@ llama.cpp reuse its KV cache instead of re-reading the chat.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from airochat.domain.templates import Segment, Template, Tokenizer, encode, render
+
+_TRAILING_BLANK_LINES = re.compile(r"(?:\n[ \t\r\f\v]*)+\Z")
+
+
+def tidy_message(text: str) -> str:
+    """A message as sent: trailing whitespace-only lines (a file's last newline, a pasted
+    blank line) removed, so the prompt reads `{message} ASSISTANT:` as the cards write it.
+    Inner newlines and the text's own spacing are kept."""
+    return _TRAILING_BLANK_LINES.sub("", text)
 
 
 @dataclass

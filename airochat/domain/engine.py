@@ -21,6 +21,17 @@ class Engine(Protocol):
     @property
     def eos_id(self) -> int: ...
 
+    @property
+    def n_vocab(self) -> int:
+        """Token ids run from 0 to n_vocab - 1."""
+        ...
+
+    @property
+    def max_token_bytes(self) -> int:
+        """The most bytes one token stands for: a text of N bytes is at least N / this many
+        tokens, which judges a huge message before tokenizing it."""
+        ...
+
     def tokenize_text(self, text: str) -> list[int]:
         """Plain text: special-token spellings in it stay text."""
         ...

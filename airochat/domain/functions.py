@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from airochat.errors import AirochatError, UsageError
+from airochat.domain.yaml_text import MAX_YAML_BYTES, YamlError, load_yaml
+from airochat.errors import AirochatError, InputFileError
 
 PREAMBLE = (
     "As an AI assistant, please select the most suitable function and parameters from the list "
@@ -22,20 +23,38 @@ class FunctionCallError(AirochatError):
     """The model's reply is not a usable function call."""
 
 
+def _from_list(items: list[Any], where: str) -> dict[str, Any]:
+    """[{name: ..., description: ..., params: ...}] -> {name: {description, params}}."""
+    out: dict[str, Any] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InputFileError(f"{where}: item {i + 1} should be a mapping with a name")
+        out[item["name"]] = {k: v for k, v in item.items() if k != "name"}
+    return out
+
+
 def load_functions(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # YAML is a superset of JSON
-    except FileNotFoundError:
-        raise UsageError(f"no such functions file: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: not readable YAML/JSON ({exc})") from None
-    if isinstance(data, list):  # also accept [{name: ..., description: ..., params: ...}]
-        data = {f.get("name"): {k: v for k, v in f.items() if k != "name"} for f in data}
+        if not path.is_file():
+            what = "no such functions file" if not path.exists() else "not a regular file"
+            raise InputFileError(f"{what}: {path}")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise InputFileError(f"{path}: too big for a functions file (the limit is 4 MiB)")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
+    data = load_yaml(text, str(path))  # YAML is a superset of JSON
+    if isinstance(data, list):
+        data = _from_list(data, str(path))
     if not isinstance(data, dict) or not data:
-        raise UsageError(f"{path}: expected a mapping of function name -> description/params")
+        raise InputFileError(f"{path}: expected a mapping of function name -> description/params")
     for name, spec in data.items():
         if not isinstance(name, str) or not isinstance(spec, dict) or "description" not in spec:
-            raise UsageError(f"{path}: function {name!r} needs a description")
+            raise InputFileError(f"{path}: function {name!r} needs a description")
+        if not isinstance(spec.get("params", {}), dict):
+            raise InputFileError(f"{path}: the params of {name!r} should be a mapping")
     return data
 
 
@@ -62,8 +81,8 @@ def parse_call(reply: str, functions: dict[str, Any]) -> dict[str, Any]:
             data = None
         if data is None:
             try:
-                data = yaml.safe_load(body)
-            except yaml.YAMLError:
+                data = load_yaml(body, "the reply")
+            except YamlError:
                 data = None
     one_line = " ".join(reply.split())[:300]
     if not isinstance(data, dict) or "function" not in data:

@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from airochat.errors import UsageError
+from airochat.domain.yaml_text import MAX_YAML_BYTES, YamlError, load_yaml
+from airochat.errors import InputFileError
 
 _TOP = {"title", "user", "characters", "rules", "setting", "opening", "mode", "extensions"}
 _CHAR = {"name", "description", "card", "personality", "scenario", "extensions"}
@@ -22,7 +21,7 @@ _USER = {"name", "persona"}
 _SPEAKER = re.compile(r"^\*?\s*([A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,3})\s*:")
 
 
-class SceneError(UsageError):
+class SceneError(InputFileError):
     pass
 
 
@@ -74,27 +73,62 @@ def _unknown(keys: Any, allowed: set[str], where: str) -> None:
             )
 
 
+def _text(value: Any, what: str, where: str) -> str:
+    """A scalar the scene uses as text: strings as they are, numbers spelled; anything else
+    (a mapping, a list) is a mistake worth naming."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SceneError(f"{where}: {what} should be text, not a {type(value).__name__}")
+    return str(value)
+
+
+def _user(data: dict[str, Any], where: str) -> tuple[str, str]:
+    user = data.get("user", {"name": "User"})
+    if isinstance(user, str):
+        user = {"name": user}
+    if not isinstance(user, dict):
+        raise SceneError(f"{where}: user is a name or a mapping with name and persona")
+    _unknown(user, _USER, f"{where}: user")
+    name = _text(user.get("name"), "user name", where).strip()
+    if not name:
+        raise SceneError(f"{where}: user needs a name")
+    return name, _text(user.get("persona"), "user persona", where)
+
+
+def _character(raw: Any, i: int, where: str, card_loader: Any) -> Character:
+    at = f"{where}: character {i + 1}"
+    if not isinstance(raw, dict):
+        raise SceneError(f"{at} is not a mapping")
+    _unknown(raw, _CHAR, at)
+    fields = dict(raw)
+    if fields.get("card") and card_loader is not None:
+        fields = {**card_loader(_text(fields["card"], "card", at)), **fields}  # scene wins
+    extensions = fields.get("extensions") or {}
+    if not isinstance(extensions, dict):
+        raise SceneError(f"{at}: extensions should be a mapping")
+    name = _text(fields.get("name"), "name", at).strip()
+    if not name:
+        raise SceneError(f"{at} needs a name")
+    return Character(
+        name=name,
+        description=_text(fields.get("description"), "description", at),
+        card=_text(fields.get("card"), "card", at) or None,
+        personality=_text(fields.get("personality"), "personality", at),
+        scenario=_text(fields.get("scenario"), "scenario", at),
+        extensions=extensions,
+    )
+
+
 def parse_scene(data: Any, where: str, card_loader: Any = None) -> Scene:
     if not isinstance(data, dict):
         raise SceneError(f"{where}: a scene is a mapping of keys (title, user, characters, ...)")
     _unknown(data, _TOP, where)
-    user = data.get("user", {"name": "User"})
-    if isinstance(user, str):
-        user = {"name": user}
-    if not isinstance(user, dict) or not str(user.get("name", "")).strip():
-        raise SceneError(f"{where}: user needs a name")
-    _unknown(user, _USER, f"{where}: user")
-    chars = []
-    for i, raw in enumerate(data.get("characters") or []):
-        if not isinstance(raw, dict):
-            raise SceneError(f"{where}: character {i + 1} is not a mapping")
-        _unknown(raw, _CHAR, f"{where}: character {i + 1}")
-        fields = dict(raw)
-        if fields.get("card") and card_loader is not None:
-            fields = {**card_loader(fields["card"]), **fields}  # the scene's own keys win
-        if not str(fields.get("name", "")).strip():
-            raise SceneError(f"{where}: character {i + 1} needs a name")
-        chars.append(Character(**{k: v for k, v in fields.items() if k in _CHAR}))
+    user, persona = _user(data, where)
+    raw_chars = data.get("characters") or []
+    if not isinstance(raw_chars, list):
+        raise SceneError(f"{where}: characters is a list of mappings (name, description)")
+    chars = [_character(raw, i, where, card_loader) for i, raw in enumerate(raw_chars)]
     if not chars:
         raise SceneError(f"{where}: a scene needs at least one character")
     mode = data.get("mode", "ensemble")
@@ -103,26 +137,38 @@ def parse_scene(data: Any, where: str, card_loader: Any = None) -> Scene:
     rules = data.get("rules") or []
     if not isinstance(rules, list) or not all(isinstance(r, str) for r in rules):
         raise SceneError(f"{where}: rules is a list of lines")
+    extensions = data.get("extensions") or {}
+    if not isinstance(extensions, dict):
+        raise SceneError(f"{where}: extensions should be a mapping")
     return Scene(
-        title=str(data.get("title", "")),
-        user=str(user["name"]).strip(),
-        persona=str(user.get("persona", "")),
+        title=_text(data.get("title"), "title", where),
+        user=user,
+        persona=persona,
         characters=chars,
-        setting=str(data.get("setting", "")).strip(),
-        opening=str(data.get("opening", "")).strip(),
+        setting=_text(data.get("setting"), "setting", where).strip(),
+        opening=_text(data.get("opening"), "opening", where).strip(),
         rules=rules,
         mode=mode,
-        extensions=data.get("extensions") or {},
+        extensions=extensions,
     )
 
 
 def load_scene(path: Path, card_loader: Any = None) -> Scene:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SceneError(f"no such scene file: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise SceneError(f"{path}: not readable YAML ({exc})") from None
+        if not path.is_file():
+            what = "no such scene file" if not path.exists() else "not a regular file"
+            raise SceneError(f"{what}: {path}")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise SceneError(f"{path}: too big for a scene file (the limit is 4 MiB)")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SceneError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise SceneError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        data = load_yaml(text, str(path))
+    except YamlError as exc:
+        raise SceneError(str(exc)) from None
     return parse_scene(data, str(path), card_loader)
 
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from airochat.domain.config import Sampling
-from airochat.domain.conversation import Conversation, Turn
+from airochat.domain.conversation import Conversation, Turn, tidy_message
 from airochat.domain.engine import Engine
-from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote
+from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.domain.scene import Scene
 from airochat.domain.templates import Template, get_template, render
-from airochat.errors import ContextOverflowError, UsageError
+from airochat.errors import ContextOverflowError, Terminated, UsageError
 
 
 @dataclass(frozen=True)
@@ -134,14 +134,15 @@ class Chat:
     def send(self, message: str) -> Iterator[ChatEvent]:
         """Stream the reply to `message`; the turn is kept however the reply ends. If the
         message cannot fit, nothing in the chat changes."""
-        return self._send(self.policy.plan(message, self.conversation.turns))
+        return self._send(self.policy.plan(tidy_message(message), self.conversation.turns))
 
     def regen(self, message: str | None = None) -> Iterator[ChatEvent]:
         """Answer the last message again (or `message` in its place), same speaker."""
         last = self.conversation.turns[-1] if self.conversation.turns else None
         if last is None:
             raise UsageError("nothing to answer again yet")
-        plan = self.policy.replan(last, last.message if message is None else message)
+        text = last.message if message is None else tidy_message(message)
+        plan = self.policy.replan(last, text)
         return self._send(plan, replaces_last=True)
 
     def _send(self, plan: TurnPlan, replaces_last: bool = False) -> Iterator[ChatEvent]:
@@ -160,8 +161,10 @@ class Chat:
         if dropped:
             yield Notice(f"context full: dropped the {dropped} oldest exchange(s) to continue")
         prompt = self.conversation.prompt_tokens(turn)
+        if plan.reply_prefix:  # a scene's speaker: in the prompt, and shown with the reply
+            yield TextChunk(plan.reply_prefix)
         done: Done | None = None
-        with _sigint_stops(self.engine):
+        with _stops_on_signals(self.engine) as stopper:
             for event in self.engine.generate(prompt, self.sampling, self.stops(plan)):
                 if isinstance(event, Done):
                     self.conversation.finish_turn(
@@ -169,6 +172,8 @@ class Chat:
                     )
                     self.last = done = event
                 yield event
+        if stopper.ending is not None:
+            raise Terminated(stopper.ending)
         if done is not None:
             for note in self.policy.notes(done):
                 yield ReplyNote(note)
@@ -181,6 +186,7 @@ class Chat:
         reply budget fit the context. Decided before anything is dropped: a message too big
         for the context even alone raises and leaves the chat whole."""
         conv, n_ctx = self.conversation, self.engine.n_ctx
+        self._judge_size(plan.message)
         turn = conv.begin_turn(plan.message, self.engine, plan.reply_prefix)
         if not conv.history or not conv.turns:
             self._check_alone(len(turn.prompt_tokens))
@@ -206,6 +212,20 @@ class Chat:
             if total + budget <= n_ctx:
                 return k
         return len(sizes)
+
+    def _judge_size(self, message: str) -> None:
+        """Refuse a message that cannot fit from its size alone: no token stands for more
+        than `max_token_bytes` bytes, so that many times the context is a hard ceiling. (A
+        huge text would otherwise be tokenized first, which takes minutes.)"""
+        size = len(message.encode("utf-8"))
+        if size <= self.engine.n_ctx:
+            return
+        if size // self.engine.max_token_bytes >= self.engine.n_ctx:
+            raise ContextOverflowError(
+                f"this message is {size / 1024:.0f} KiB, at least "
+                f"{size // self.engine.max_token_bytes} tokens; the context holds "
+                f"{self.engine.n_ctx} (raise --ctx or send less); the chat is unchanged"
+            )
 
     def _check_alone(self, size: int) -> None:
         if size >= self.engine.n_ctx:
@@ -273,16 +293,33 @@ class Chat:
         self.conversation.extend_last_reply(text, ids)
 
 
+class _Stopper:
+    """While a reply is generated, Ctrl-C (and SIGTERM/SIGHUP) ask the engine to stop instead
+    of raising: the abort callback ends even a long prompt read inside llama.cpp, and the turn
+    is kept. An ending signal is raised again once the turn is safe."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.ending: int | None = None
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        if signum != signal.SIGINT:
+            self.ending = signum
+        self.engine.request_stop()
+
+
 @contextmanager
-def _sigint_stops(engine: Engine) -> Iterator[None]:
-    """While a reply is generated, Ctrl-C asks the engine to stop instead of raising: the abort
-    callback then ends even a long prompt read inside llama.cpp, and the turn is kept."""
+def _stops_on_signals(engine: Engine) -> Iterator[_Stopper]:
+    stopper = _Stopper(engine)
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stopper
         return
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, lambda _sig, _frame: engine.request_stop())
+    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.getsignal(s) for s in caught}
+    for s in caught:
+        signal.signal(s, stopper)
     try:
-        yield
+        yield stopper
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -29,3 +29,7 @@ class ChatIO(Protocol):
     def attach(self, status: Callable[[], str], commands: Callable[[], list[str]]) -> None:
         """What the toolbar shows and which commands Tab completes, from the chat in force."""
         ...
+
+    def close(self) -> None:
+        """The REPL is over: give the terminal back as it was."""
+        ...

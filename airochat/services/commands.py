@@ -158,12 +158,14 @@ class Commands:
         return False
 
     def cmd_system(self, arg: str) -> bool:
-        """Show the system prompt, or set it: /system TEXT."""
+        """Show the system prompt, or set it: /system TEXT (/system "" for none)."""
         if not arg:
             self.io.show(self.chat.conversation.system or "(no system prompt)")
             return False
-        self.chat.set_system(arg)
-        self.io.notice("System prompt set (the chat is re-read with it next turn).")
+        text = "" if arg in ('""', "''") else arg
+        self.chat.set_system(text)
+        said = "System prompt cleared" if not text else "System prompt set"
+        self.io.notice(f"{said} (the chat is re-read with it next turn).")
         return False
 
     def cmd_show(self, _arg: str) -> bool:

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airochat.adapters.llama_engine import LlamaEngine
+from airochat.adapters.session_lock import SessionLock
+from airochat.adapters.storage import remove_stale_temps
 from airochat.domain.config import Settings
 from airochat.domain.engine import Engine
 from airochat.domain.scene import Scene
@@ -31,6 +33,9 @@ class ChatRequest:
     verbose: bool = False
     fetch: Fetch | None = None  # how a missing Hub model is downloaded (None: it is an error)
     tokenizer_only: bool = False  # for --print-prompt: no context, no generation
+    # Chat settings given on the command line: over a resumed session they win, said once.
+    given: dict[str, object] = field(default_factory=dict)
+    lock_wait_s: float = 0.0  # how long to wait for another process holding the session
 
 
 @dataclass
@@ -39,6 +44,7 @@ class ReadyChat:
     plan: loader.ModelPlan
     engine: Engine
     notes: list[str] = field(default_factory=list)  # said once at start (context capped, ...)
+    lock: SessionLock | None = None
 
     def header(self) -> str:
         """One line about what is running, for the REPL's start."""
@@ -52,6 +58,8 @@ class ReadyChat:
         )
 
     def close(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
         self.engine.close()
 
 
@@ -83,10 +91,50 @@ def open_chat(request: ChatRequest) -> ReadyChat:
             policy=policy,
         )
         ready = ReadyChat(chat, plan, engine, list(plan.notes))
-        if request.session is not None and request.session.exists():
-            saved = session_file.load(chat, request.session)
-            ready.notes.append(f"resumed {len(saved.turns)} exchange(s) from {request.session}")
+        if request.session is not None:
+            ready.lock = _open_session(ready, request)
     except BaseException:
         engine.close()
         raise
     return ready
+
+
+def _open_session(ready: ReadyChat, request: ChatRequest) -> SessionLock:
+    """Lock the session file, tidy what a killed save left, resume it if it exists."""
+    path = request.session
+    assert path is not None
+    lock = SessionLock(path)
+    lock.acquire(request.lock_wait_s)
+    try:
+        for stale in remove_stale_temps(path.parent, path.name):
+            ready.notes.append(f"removed {stale.name}, left by an interrupted save")
+        if path.exists():
+            saved = session_file.load(ready.chat, path)
+            ready.notes.append(f"resumed {len(saved.turns)} exchange(s) from {path}")
+            ready.notes += session_file.retokenized(saved, ready.chat)
+            ready.notes += _apply_given(ready.chat, request.given)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _apply_given(chat: Chat, given: dict[str, object]) -> list[str]:
+    """Options given on the command line win over the resumed session's, with a note."""
+    notes = []
+    sampling = {k: v for k, v in given.items() if hasattr(chat.sampling, k)}
+    for key, value in sampling.items():
+        before = getattr(chat.sampling, key)
+        if before != value:
+            notes.append(f"--{key.replace('_', '-')} {value} overrides the session's {before}")
+    chat.set_sampling(**sampling)
+    if "system" in given and given["system"] != chat.conversation.system:
+        chat.set_system(str(given["system"]))
+        notes.append("--system overrides the session's system prompt")
+    if "template" in given and given["template"] != chat.template.name:
+        notes.append(f"--template {given['template']} overrides the session's {chat.template.name}")
+        chat.set_template(str(given["template"]))
+    if "history" in given and given["history"] != chat.conversation.history:
+        chat.set_history(bool(given["history"]))
+        notes.append("--no-history overrides the session's memory")
+    return notes

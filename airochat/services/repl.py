@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from airochat.adapters.storage import StorageError
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.errors import AirochatError
 from airochat.services import session_file
@@ -60,6 +61,8 @@ class Repl:
         self.session_path = session_path
         self.stats = stats
         self.commands = self._commands()
+        self._saved = ""  # what the session file holds, to write only on change
+        self._save_error = ""
         io.attach(lambda: context_gauge(chat), lambda: self.commands.names())
 
     def _commands(self) -> Commands:
@@ -74,8 +77,21 @@ class Repl:
             self.autosave()  # even after Ctrl-C
 
     def autosave(self) -> None:
-        if self.session_path is not None and self.chat.conversation.turns:
-            session_file.save(self.chat, self.session_path)
+        """Save the session after every change (a turn, /set, /system, /undo ...). A save that
+        fails is said once; the chat goes on in memory and `/save PATH` can still keep it."""
+        if self.session_path is None:
+            return
+        text = session_file.dumps(self.chat)
+        if text == self._saved or (not self._saved and not self.chat.started):
+            return
+        try:
+            session_file.write(self.session_path, text)
+        except StorageError as exc:
+            if str(exc) != self._save_error:
+                self.io.error(f"{exc} -- the chat goes on unsaved (/save PATH to keep it)")
+            self._save_error = str(exc)
+            return
+        self._saved, self._save_error = text, ""
 
     def start_scene(self) -> None:
         """A scene that has not started yet opens with its cast and its first turn."""
@@ -102,7 +118,16 @@ class Repl:
 
     def run(self) -> None:
         """Read messages and answer them until the user leaves."""
-        self.start_scene()
+        if self.session_path is not None and self.chat.started:
+            self._saved = session_file.dumps(self.chat)  # resumed: the file holds this
+        try:
+            self.start_scene()
+            self._loop()
+        finally:
+            self.autosave()
+            self.io.close()
+
+    def _loop(self) -> None:
         while True:
             message = self.io.read_message()
             if message is None:
@@ -114,3 +139,4 @@ class Repl:
                     return
             except AirochatError as exc:
                 self.io.error(str(exc))
+            self.autosave()
