@@ -81,15 +81,21 @@ def popen_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
 
 
 def run_cli(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, timeout: int = 300
+    *args: str,
+    stdin: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+    timeout: int = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """The real console script in a child process (stdout is a pipe, as in scripts)."""
+    """The real console script in a child process (stdout is a pipe, as in scripts). `stdin`
+    may be bytes, for input that is not UTF-8."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [airochat_exe(), *args],
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
+    data = stdin.encode() if isinstance(stdin, str) else stdin or b""
+    proc = subprocess.run(
+        [airochat_exe(), *args], input=data, capture_output=True, env=full_env, timeout=timeout
+    )
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode("utf-8", errors="replace"),
+        proc.stderr.decode("utf-8", errors="replace"),
     )

@@ -26,6 +26,8 @@ class Repo:
     drop_after: dict[str, int] = field(default_factory=dict)  # first GET stops after N bytes
     listed_size: dict[str, int] = field(default_factory=dict)  # sizes claimed in the listing
     slow: bool = False  # send in small chunks with pauses (to interrupt a download)
+    ignore_range: bool = False  # answer every GET with the whole file (200), Range or not
+    drop_every: int | None = None  # every GET stops after this many bytes
 
     def sha256(self, path: str) -> str:
         data = self.files[path]
@@ -39,6 +41,7 @@ class HubState:
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str, str]] = []  # method, path, range
         self.lock = threading.Lock()
+        self.fail_next = 0  # the next N requests answer 500
 
 
 def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
@@ -80,6 +83,11 @@ def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
             path = unquote(url.path)
             with state.lock:
                 state.requests.append((self.command, path, self.headers.get("Range", "")))
+                failing = state.fail_next > 0
+                state.fail_next -= 1 if failing else 0
+            if failing:
+                self._error(500, "ServerError", "Internal Server Error")
+                return
             tree = re.match(r"^/api/models/([^/]+/[^/]+)/tree/([^/]+)(?:/(.*))?$", path)
             resolve = re.match(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$", path)
             if tree:
@@ -124,6 +132,8 @@ def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
             data = repo.files[name]
             start = 0
             rng = re.match(r"bytes=(\d+)-", self.headers.get("Range", ""))
+            if repo.ignore_range:
+                rng = None
             if rng:
                 start = int(rng.group(1))
             body = data[start:]
@@ -139,7 +149,8 @@ def _handler(state: HubState) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if self.command == "HEAD":
                 return
-            cut = repo.drop_after.pop(name, None)
+            cut = repo.drop_after.pop(name, None) if self.command == "GET" else None
+            cut = repo.drop_every if cut is None else cut
             if cut is not None and cut < len(body):
                 self.wfile.write(body[:cut])
                 self.wfile.flush()

@@ -65,7 +65,7 @@ def test_malicious_template_end_to_end(tmp_path: Path) -> None:
         tmp_path / "evil.gguf", chat_template=MALICIOUS.replace("{marker}", str(marker))
     )
     proc = run_cli("ask", str(model), "hi", "--max-tokens", "2")
-    assert proc.returncode == 2 and "Python internals" in proc.stderr
+    assert proc.returncode == 1 and "Python internals" in proc.stderr  # a file problem: 1
     assert "Traceback" not in proc.stderr
     assert not marker.exists()
 

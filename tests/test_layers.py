@@ -15,7 +15,7 @@ ALLOWED = {
     "domain": {"domain", "errors"},
     "adapters": {"adapters", "domain", "errors"},
     "services": {"services", "adapters", "domain", "errors"},
-    "cli": {"cli", "services", "adapters", "domain", "errors", ""},
+    "cli": {"cli", "services", "adapters", "domain", "errors", "entry", ""},
 }
 MAX_FUNCTION_LINES = 60
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -123,8 +124,11 @@ def test_unverified_cached_file_is_checked_before_use(
     for m in marker_dir.glob(blob.name):
         m.unlink()  # as if never verified by airochat
     proc = run_cli("ask", f"{REPO}:Q4_K_M", "hi", env={**env, "HF_HUB_OFFLINE": "1"})
-    assert proc.returncode == 1 and "failed verification" in proc.stderr
-    assert not blob.exists()
+    assert proc.returncode == 1 and "is damaged" in proc.stderr and "pull" in proc.stderr
+    assert blob.read_bytes() == bytes(data)  # reported, never used, not silently deleted
+    proc = run_cli("pull", f"{REPO}:Q4_K_M", env=env)  # asked to pull: fetched again
+    assert proc.returncode == 0 and "fetching it again" in proc.stderr, proc.stderr
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == blob.name
 
 
 def test_sharded_files_download_together(hub: tuple[HubServer, dict[str, str]]) -> None:
@@ -149,7 +153,7 @@ def test_sharded_files_download_together(hub: tuple[HubServer, dict[str, str]]) 
         ("airo/gated-GGUF", 1, "gated or private (401)"),
         (f"{REPO}:Q3_K_S", 2, "has no Q3_K_S quant; it has: F16, Q4_K_M, Q8_0"),
         ("airo/empty-GGUF", 1, "has no GGUF model files"),
-        ("airo/x/../../etc/passwd.gguf", 1, "climbing out of the repo"),
+        ("airo/x/../../etc/passwd.gguf", 1, "not a plain path inside the repo"),
     ],
 )
 def test_pull_errors(

@@ -58,10 +58,16 @@ def vocab() -> tuple[list[str], list[float], list[int]]:
 
 
 def write_tiny_llama(
-    path: Path, ctx: int = 512, seed: int = 0, chat_template: str | None = None
+    path: Path,
+    ctx: int = 512,
+    seed: int = 0,
+    chat_template: str | None = None,
+    n_layer: int = 2,
+    bos_id: int = 1,
 ) -> Path:
+    """`n_layer` and `bos_id` can be set to what a damaged download might hold."""
     tokens, scores, types = vocab()
-    n_vocab, n_embd, n_ff, n_layer, n_head = len(tokens), 32, 64, 2, 4
+    n_vocab, n_embd, n_ff, n_head = len(tokens), 32, 64, 4
     rng = np.random.default_rng(seed)
 
     def w(*shape: int) -> np.ndarray:
@@ -83,7 +89,7 @@ def write_tiny_llama(
     writer.add_token_scores(scores)
     writer.add_token_types(types)
     writer.add_unk_token_id(0)
-    writer.add_bos_token_id(1)
+    writer.add_bos_token_id(bos_id)
     writer.add_eos_token_id(2)
     writer.add_add_bos_token(True)
     if chat_template is not None:

@@ -288,3 +288,24 @@ def _tensor_info(r: _Reader, i: int) -> TensorInfo:
     if count >= 1 << 50:
         raise _Bad(f"tensor {name} is impossibly large")
     return TensorInfo(name=name, shape=shape, type_id=type_id, offset=offset, nbytes=nbytes)
+
+
+def check_loadable(header: GGUFHeader) -> None:
+    """What llama.cpp would abort the whole process on (exit 134, no message), checked first:
+    a model with no layers, special token ids outside its vocabulary."""
+    name = header.path.name
+    if not header.arch:
+        raise ModelLoadError(f"{name}: no general.architecture in the file; not a usable model")
+    layers = header.arch_value("block_count")
+    if not isinstance(layers, int) or layers < 1:
+        raise ModelLoadError(f"{name}: the model has {layers!r} layers; the file is damaged")
+    n_vocab = header.n_vocab
+    if n_vocab < 1:
+        raise ModelLoadError(f"{name}: the model has no vocabulary (tokenizer.ggml.tokens)")
+    for role in ("bos", "eos", "unknown", "padding", "eot", "sep"):
+        tok = header.metadata.get(f"tokenizer.ggml.{role}_token_id")
+        if isinstance(tok, int) and not isinstance(tok, bool) and not 0 <= tok < n_vocab:
+            raise ModelLoadError(
+                f"{name}: the {role} token id {tok} is outside the vocabulary "
+                f"(0..{n_vocab - 1}); the file is damaged"
+            )

@@ -9,12 +9,13 @@ however long the reply grows (the trick aider's mdstream uses, cut at block boun
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
-from rich.markdown import Markdown
+from rich.markdown import ListItem, Markdown, MarkdownElement
+from rich.segment import Segment
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 
@@ -39,9 +40,34 @@ def split_blocks(text: str) -> tuple[list[str], str]:
     return done, "\n".join(lines[start:])
 
 
+class _NumberedItem(ListItem):
+    """An ordered list item numbered as the reply numbers it: `1.`, not rich's bare `1`."""
+
+    def render_number(
+        self, console: Console, options: ConsoleOptions, number: int, last_number: int
+    ) -> RenderResult:
+        width = len(str(last_number)) + 3
+        lines = console.render_lines(
+            self.elements, options.update(width=options.max_width - width), style=self.style
+        )
+        style = console.get_style("markdown.item.number", default="none")
+        numeral = Segment(f"{number}.".rjust(width - 1) + " ", style)
+        padding = Segment(" " * width, style)
+        for i, line in enumerate(lines):
+            yield padding if i else numeral
+            yield from line
+            yield Segment("\n")
+
+
 class ReplyMarkdown(Markdown):
     """rich's Markdown, made to lose nothing of a reply: text that looks like HTML is shown as
-    typed (rich drops HTML it cannot render), and links print their address beside the text."""
+    typed (rich drops HTML it cannot render), links print their address beside the text, and
+    ordered lists keep their numbers as written."""
+
+    elements: ClassVar[dict[str, type[MarkdownElement]]] = {
+        **Markdown.elements,
+        "list_item_open": _NumberedItem,
+    }
 
     def __init__(self, markup: str, code_theme: str = "monokai") -> None:
         super().__init__(markup, code_theme=code_theme, hyperlinks=False)

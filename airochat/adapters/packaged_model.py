@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from types import ModuleType
 
+from airochat.adapters.storage import remove_stale_temps
 from airochat.errors import ModelNotFoundError
 
 
@@ -27,6 +28,16 @@ def _import(package: str) -> ModuleType:
         raise ModelNotFoundError(f"the model package {package} is not installed: {hint}") from None
 
 
+def packaged_model_size(package: str) -> int | None:
+    """The model's size from its package's parts, without assembling it (None: not
+    installed)."""
+    try:
+        mod = _import(package)
+        return int(sum(p.stat().st_size for p in mod.chunk_paths()))
+    except (ModelNotFoundError, OSError, AttributeError):
+        return None
+
+
 def packaged_model_path(package: str, cache: Path) -> Path:
     mod = _import(package)
     name: str = mod.MODEL_NAME
@@ -36,6 +47,8 @@ def packaged_model_path(package: str, cache: Path) -> Path:
         size = sum(p.stat().st_size for p in mod.chunk_paths())
     except OSError as exc:
         raise ModelNotFoundError(f"the model package {package} is incomplete ({exc})") from None
+    if target.parent.is_dir():
+        remove_stale_temps(target.parent, name, "part")  # left by a start that was killed
     if target.exists() and target.stat().st_size == size:
         return target  # only ever renamed into place after the sha256 check
     target.parent.mkdir(parents=True, exist_ok=True)

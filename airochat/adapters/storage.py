@@ -6,6 +6,7 @@ mid-save can be told from one being written right now, and removed at the next s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -52,11 +53,16 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
         os.replace(tmp, path)
         _fsync_dir(path.parent)  # the rename itself survives a power cut
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise StorageError(f"cannot save {path}: {_why(exc)}") from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
+
+
+def _discard(tmp: Path) -> None:
+    with contextlib.suppress(OSError):  # on a read-only disk even this fails
+        tmp.unlink(missing_ok=True)
 
 
 def _fsync_dir(directory: Path) -> None:

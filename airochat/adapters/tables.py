@@ -85,19 +85,24 @@ def print_info(d: dict[str, Any], console: Console) -> None:
 
 
 def print_models(rows: list[dict[str, Any]], console: Console) -> None:
-    t = Table(title="models (catalog and downloaded)")
-    for col in ("alias", "repo", "quant", "size", "here", "fits"):
-        t.add_column(col)
+    t = Table(title="models (catalog and downloaded)", expand=False)
+    # An alias is what the user types: never cut it. The repo folds across lines instead.
+    t.add_column("alias", no_wrap=True)
+    t.add_column("repo", overflow="fold", ratio=1)
+    t.add_column("quant", no_wrap=True)
+    t.add_column("size", no_wrap=True, justify="right")
+    t.add_column("here", no_wrap=True)
+    t.add_column("fits", no_wrap=True)
     for r in rows:
         size = _size(r["size"]) if r["size"] else "?"
         if r.get("size_estimated") and r["size"]:
             size = "~" + size
         fits = {True: "yes", False: "no", None: "?"}[r["fits"]]
-        note = " (GGML)" if r.get("format") == "ggml" else ""
+        quant = r["quant"] + (" GGML" if r.get("format") == "ggml" else "")
         t.add_row(
             r["alias"] or "",
-            r["repo"] + note,
-            r["quant"],
+            r["repo"],
+            quant,
             size,
             "yes" if r["downloaded"] else "",
             fits,

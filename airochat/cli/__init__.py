@@ -7,6 +7,7 @@ that use them, so `airochat --help` starts in the time it takes to import typer 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -16,11 +17,36 @@ from airochat import __version__
 from airochat.cli import chat, convert, hub, inspect, scene
 from airochat.errors import ExitCode
 
+
+def _conventional_help() -> None:
+    """typer 0.29 writes a required argument as `{MODEL}` in the usage line and a type such as
+    `<bool>` beside flags; help reads as every other tool's with `MODEL`, `[PROMPT]` and no
+    type for flags or for arguments whose help says what they are."""
+    from typer import core
+
+    if not hasattr(core.TyperArgument, "_usage_display_name"):
+        return  # another typer: leave its help as it is
+
+    def usage_name(self: core.TyperArgument) -> str:
+        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    option_type = core.TyperOption.display_type_rich
+
+    def flag_type(self: core.TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_flag else option_type(self, ctx)
+
+    core.TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+    core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    core.TyperOption.display_type_rich = flag_type  # type: ignore[method-assign,assignment]
+
+
+_conventional_help()
+
 app = typer.Typer(
     name="airochat",
     help="Chat with local GGUF models, made for the airoboros family.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -35,7 +61,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="show the version")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="show the version", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Chat with local GGUF models, made for the airoboros family."""
@@ -49,6 +78,8 @@ app.add_typer(scene.scene_app, name="scene")
 def main() -> None:
     try:
         app()
+    except KeyboardInterrupt:  # between commands' own handling and the exit
+        os._exit(130)
     except BrokenPipeError:
         # `airochat ask ... | head`: the reader left; not an error worth a traceback.
         sys.stderr.close()

@@ -33,7 +33,7 @@ from airochat.cli.options import (
     VerboseOpt,
     YesOpt,
 )
-from airochat.errors import ExitCode, UsageError
+from airochat.errors import ExitCode, InputFileError, UsageError
 
 if TYPE_CHECKING:
     from airochat.domain.config import Settings
@@ -137,21 +137,27 @@ def run(
     mlock: MlockOpt = False,
     no_mmap: NoMmapOpt = False,
     no_history: Annotated[
-        bool, typer.Option("--no-history", help="every turn stands alone (system + message)")
+        bool,
+        typer.Option("--no-history", help="every turn stands alone (system + message)", metavar=""),
     ] = False,
     multiline: Annotated[
-        bool, typer.Option("--multiline", help="Enter adds a line, Alt+Enter sends")
+        bool, typer.Option("--multiline", help="Enter adds a line, Alt+Enter sends", metavar="")
     ] = False,
     no_input_history: Annotated[
-        bool, typer.Option("--no-input-history", help="do not keep typed lines in a file")
+        bool,
+        typer.Option("--no-input-history", help="do not keep typed lines in a file", metavar=""),
     ] = False,
     plain_output: Annotated[
-        bool, typer.Option("--plain-output", help="replies as plain text, not markdown")
+        bool, typer.Option("--plain-output", help="replies as plain text, not markdown", metavar="")
     ] = False,
-    no_stats: Annotated[bool, typer.Option("--no-stats", help="no stats line per reply")] = False,
+    no_stats: Annotated[
+        bool, typer.Option("--no-stats", help="no stats line per reply", metavar="")
+    ] = False,
     session: Annotated[
         Path | None,
-        typer.Option("--session", help="load this chat file if present; save after each turn"),
+        typer.Option(
+            "--session", help="load this chat file if present; save after each turn", metavar="FILE"
+        ),
     ] = None,
     yes: YesOpt = False,
     scene: SceneOpt = None,
@@ -184,7 +190,12 @@ def run(
         console = make_console()
         markdown = settings.markdown and not plain_output
         name = model or settings.model
-        request = _request(settings, name, system, scene, verbose, yes, sys.stdin.isatty(), session)
+        given = _given(
+            temperature=temperature, top_p=top_p, top_k=top_k, repeat_penalty=repeat_penalty,
+            max_tokens=max_tokens, seed=seed, system=system, template=template,
+            history=False if no_history else None,
+        )  # fmt: skip
+        request = _request(settings, name, system, scene, verbose, yes, True, session, given=given)
         console.print(f"[dim]Loading {name} ...[/dim]", highlight=False)
         ready = open_chat(request)
         chat = ready.chat
@@ -199,9 +210,14 @@ def run(
 
 
 def ask(
-    model: Annotated[str, typer.Argument(help="alias from models.txt, or a path to a .gguf")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="alias from models.txt, owner/repo[:QUANT], or a .gguf path", metavar="MODEL"
+        ),
+    ],
     prompt: Annotated[
-        str | None, typer.Argument(help="the message; read from stdin when piped")
+        str | None, typer.Argument(help="the message; read from stdin when piped", metavar="PROMPT")
     ] = None,
     template: TemplateOpt = None,
     system: SystemOpt = None,
@@ -220,29 +236,45 @@ def ask(
     no_mmap: NoMmapOpt = False,
     context: Annotated[
         list[str] | None,
-        typer.Option("--context", help="closed-context QA: a document (repeatable; - is stdin)"),
+        typer.Option(
+            "--context",
+            help="closed-context QA: a document (repeatable; - is stdin)",
+            metavar="FILE",
+        ),
     ] = None,
     meta: Annotated[
-        list[str] | None, typer.Option("--meta", help="key=value for every context block")
+        list[str] | None,
+        typer.Option("--meta", help="key=value for every context block", metavar="KEY=VALUE"),
     ] = None,
     no_guess: Annotated[
-        bool, typer.Option("--no-guess", help="add: Don't make up answers if you don't know.")
+        bool,
+        typer.Option(
+            "--no-guess", help="add: Don't make up answers if you don't know.", metavar=""
+        ),
     ] = False,
     plain: Annotated[
-        bool, typer.Option("--plain", help="append PLAINFORMAT: code without prose")
+        bool, typer.Option("--plain", help="append PLAINFORMAT: code without prose", metavar="")
     ] = False,
     functions: Annotated[
         Path | None,
-        typer.Option("--functions", help="YAML/JSON functions: print the model's choice as JSON"),
+        typer.Option(
+            "--functions",
+            help="YAML/JSON functions: print the model's choice as JSON",
+            metavar="FILE",
+        ),
     ] = None,
     print_prompt: Annotated[
-        bool, typer.Option("--print-prompt", help="print the exact prompt and exit")
+        bool, typer.Option("--print-prompt", help="print the exact prompt and exit", metavar="")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON object on stdout", metavar="")
+    ] = False,
     session: Annotated[
         Path | None,
         typer.Option(
-            "--session", help="continue this chat file (created if absent) and save it back"
+            "--session",
+            help="continue this chat file (created if absent) and save it back",
+            metavar="FILE",
         ),
     ] = None,
     yes: YesOpt = False,
@@ -258,7 +290,7 @@ def ask(
         )  # fmt: skip
         from airochat.services.messages import MessageSpec, build_message
 
-        stdin = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+        stdin = _read_stdin()
         spec = MessageSpec(
             prompt=prompt,
             stdin=stdin,
@@ -287,6 +319,23 @@ def ask(
             _ask(ready.chat, text, spec, print_prompt, as_json, session)
         finally:
             ready.close()
+
+
+MAX_STDIN_BYTES = 64 << 20
+
+
+def _read_stdin() -> str | None:
+    """What a pipe brings, when stdin is one: bounded (a message past the limit could never
+    fit a context), and UTF-8 or an error that says so."""
+    if sys.stdin is None or sys.stdin.isatty():
+        return None
+    data = sys.stdin.buffer.read(MAX_STDIN_BYTES + 1)
+    if len(data) > MAX_STDIN_BYTES:
+        raise InputFileError("stdin brings more than 64 MiB: far more than any context holds")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(f"stdin is not UTF-8 text (byte {exc.start})") from None
 
 
 def _ask(

@@ -16,18 +16,28 @@ def register(app: typer.Typer) -> None:
 
 
 def convert(
-    source: Annotated[Path, typer.Argument(help="a legacy GGML llama file (GGJT v3 .bin)")],
+    source: Annotated[
+        Path, typer.Argument(help="a legacy GGML llama file (GGJT v3 .bin)", metavar="FILE")
+    ],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="default: the same name, .gguf")
+        Path | None,
+        typer.Option("-o", "--output", help="default: the same name, .gguf", metavar="FILE"),
     ] = None,
-    ctx: Annotated[int | None, typer.Option("--ctx", help="context length (default 2048)")] = None,
+    ctx: Annotated[
+        int | None, typer.Option("--ctx", help="context length (default 2048)", metavar="N")
+    ] = None,
     rope_scale: Annotated[
-        float | None, typer.Option("--rope-scale", help="linear RoPE factor, e.g. 4")
+        float | None, typer.Option("--rope-scale", help="linear RoPE factor, e.g. 4", metavar="F")
     ] = None,
-    gqa: Annotated[int | None, typer.Option("--gqa", help="GQA factor (read from shapes)")] = None,
-    eps: Annotated[float | None, typer.Option("--eps", help="RMS norm eps (1e-6)")] = None,
+    gqa: Annotated[
+        int | None, typer.Option("--gqa", help="GQA factor (read from shapes)", metavar="N")
+    ] = None,
+    eps: Annotated[
+        float | None, typer.Option("--eps", help="RMS norm eps (1e-6)", metavar="F")
+    ] = None,
     model: Annotated[
-        str | None, typer.Option("--model", help="catalog alias supplying ctx/RoPE/template")
+        str | None,
+        typer.Option("--model", help="catalog alias supplying ctx/RoPE/template", metavar="ALIAS"),
     ] = None,
     debug: DebugOpt = False,
 ) -> None:

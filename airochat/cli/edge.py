@@ -46,7 +46,9 @@ def errors_to_exit(debug: bool) -> Iterator[None]:
     SIGTERM/SIGHUP end the command as Ctrl-D would (the `finally` blocks on the way have
     saved the chat and stopped children)."""
     from airochat.adapters.process_signals import end_on_signals
+    from airochat.entry import command_sigint
 
+    command_sigint()
     try:
         with end_on_signals():
             yield

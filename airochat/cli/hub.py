@@ -36,9 +36,18 @@ def _ref(model: str, quant: str | None) -> HubRef:
 
 
 def pull(
-    model: Annotated[str, typer.Argument(help="alias, owner/repo[:QUANT] or owner/repo/file.gguf")],
-    quant: Annotated[str | None, typer.Option("--quant", help="e.g. Q4_K_M")] = None,
+    model: Annotated[
+        str,
+        typer.Argument(help="alias, owner/repo[:QUANT] or owner/repo/file.gguf", metavar="MODEL"),
+    ],
+    quant: Annotated[
+        str | None, typer.Option("--quant", help="e.g. Q4_K_M", metavar="QUANT")
+    ] = None,
     gpu_layers: GpuLayersOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="replace a local copy the Hub no longer agrees with"),
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Download a GGUF quant into the Hugging Face cache, verified by sha256."""
@@ -49,7 +58,7 @@ def pull(
         settings = settings_from(gpu_layers=gpu_layers)
         ref = _ref(model, quant)
         err = make_console(stderr=True)
-        result = do_pull(ref, gpu=settings.gpu_layers != "0")
+        result = do_pull(ref, gpu=settings.gpu_layers != "0", force=force)
         err.print(f"[dim]{result.option.quant}: {result.reason}[/dim]", highlight=False)
         verb = "downloaded" if result.downloaded else "already here"
         size = result.option.size / 2**30
@@ -58,7 +67,9 @@ def pull(
 
 
 def models(
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON list on stdout")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON list on stdout", metavar="")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """The catalog and what is downloaded: alias, repo, quant, size, fits here?"""
@@ -76,8 +87,12 @@ def models(
 
 
 def remove(
-    model: Annotated[str, typer.Argument(help="alias, owner/repo[:QUANT] or owner/repo/file")],
-    quant: Annotated[str | None, typer.Option("--quant", help="only this quant")] = None,
+    model: Annotated[
+        str, typer.Argument(help="alias, owner/repo[:QUANT] or owner/repo/file", metavar="MODEL")
+    ],
+    quant: Annotated[
+        str | None, typer.Option("--quant", help="only this quant", metavar="QUANT")
+    ] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Remove a downloaded model (one quant, or all of its quants) from the cache."""

@@ -27,17 +27,24 @@ def register(app: typer.Typer) -> None:
 
 def bench(
     model: ModelArg = None,
-    turns: Annotated[int, typer.Option("--turns", min=1, help="scripted chat turns")] = 6,
+    turns: Annotated[
+        int, typer.Option("--turns", min=1, help="scripted chat turns", metavar="N")
+    ] = 6,
     reply_tokens: Annotated[
-        int, typer.Option("--reply-tokens", min=2, help="reply length cap per turn")
+        int, typer.Option("--reply-tokens", min=2, help="reply length cap per turn", metavar="N")
     ] = 64,
     threads: ThreadsOpt = None,
     ctx: CtxOpt = None,
     gpu_layers: GpuLayersOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="fixed for repeatable runs")] = 42,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", help="fixed for repeatable runs", metavar="N")
+    ] = 42,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON object on stdout", metavar="")
+    ] = False,
     plot: Annotated[
-        Path | None, typer.Option("--plot", help="PNG of time to first token vs history")
+        Path | None,
+        typer.Option("--plot", help="PNG of time to first token vs history", metavar="FILE.png"),
     ] = None,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
@@ -76,10 +83,17 @@ def bench(
 
 
 def info(
-    model: Annotated[str, typer.Argument(help="alias from models.txt, or a path to a .gguf")],
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="alias from models.txt, owner/repo[:QUANT], or a .gguf path", metavar="MODEL"
+        ),
+    ],
     ctx: CtxOpt = None,
     gpu_layers: GpuLayersOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object on stdout")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON object on stdout", metavar="")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Show a model's metadata, template, context, RoPE and memory estimate."""

@@ -15,11 +15,16 @@ scene_app = typer.Typer(help="Roleplay scenes: import character cards.", no_args
 
 @scene_app.command("import")
 def import_cards(
-    cards: Annotated[list[Path], typer.Argument(help="V2/V3 character cards (.json or .png)")],
+    cards: Annotated[
+        list[Path], typer.Argument(help="V2/V3 character cards (.json or .png)", metavar="CARD...")
+    ],
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="write the scene here (else stdout)")
+        Path | None,
+        typer.Option("-o", "--output", help="write the scene here (else stdout)", metavar="FILE"),
     ] = None,
-    user: Annotated[str, typer.Option("--user", help="your name in the scene")] = "User",
+    user: Annotated[
+        str, typer.Option("--user", help="your name in the scene", metavar="NAME")
+    ] = "User",
     debug: DebugOpt = False,
 ) -> None:
     """Write a scene file from character cards, keeping unused card fields under extensions."""

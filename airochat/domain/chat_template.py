@@ -9,37 +9,110 @@ is then rendered and tokenized incrementally like every other template.
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from airochat.domain.templates import Template
-from airochat.errors import UsageError
+from airochat.errors import InputFileError
 
 _SYS, _MSG, _REPLY = "\x01SYS\x01", "\x01MSG\x01", "\x01REPLY\x01"
 
 
-class ChatTemplateError(UsageError):
+class ChatTemplateError(InputFileError):
     pass
 
 
-def _render(source: str, messages: list[dict[str, str]], gen: bool, bos: str, eos: str) -> str:
-    from jinja2 import TemplateError
-    from jinja2.exceptions import SecurityError
+RENDER_SECONDS = 2.0  # a chat template renders in microseconds; anything slower is a trap
+RENDER_BYTES = 1 << 20
+MAX_OPERAND = 1 << 16  # "x" * 10**9 and 10 ** 10**9 are refused before they are computed
+
+
+class _Budget(Exception):
+    pass
+
+
+def _environment() -> Any:
     from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Bounded(ImmutableSandboxedEnvironment):
+        intercepted_binops = frozenset(["*", "**"])
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            for a, b in ((left, right), (right, left)):
+                if isinstance(a, str | list | tuple) and isinstance(b, int) and b > MAX_OPERAND:
+                    raise _Budget(f"repeats a sequence {b} times")
+            if operator == "**" and isinstance(right, int) and abs(right) > 64:
+                raise _Budget(f"raises to the power {right}")
+            return super().call_binop(context, operator, left, right)
+
+    return Bounded(trim_blocks=True, lstrip_blocks=True)
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """A wall-clock budget for pure-Python rendering (nested loops that never output). Only
+    the main thread can take signals; elsewhere the output budget still applies."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(_signum: int, _frame: object) -> None:
+        raise _Budget(f"took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _render(source: str, messages: list[dict[str, str]], gen: bool, bos: str, eos: str) -> str:
+    """Render in jinja2's immutable sandbox with a time, size and recursion budget; any
+    failure is one line that names the problem."""
+    from jinja2.exceptions import SecurityError
 
     def raise_exception(message: str) -> None:
         raise ChatTemplateError(f"the model's chat template refused: {message}")
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env = _environment()
     env.globals["raise_exception"] = raise_exception
     try:
-        return env.from_string(source).render(
-            messages=messages, add_generation_prompt=gen, bos_token=bos, eos_token=eos
-        )
+        with _deadline(RENDER_SECONDS):
+            template = env.from_string(source)
+            out: list[str] = []
+            size = 0
+            context = {"messages": messages, "add_generation_prompt": gen}
+            for chunk in template.generate(**context, bos_token=bos, eos_token=eos):
+                size += len(chunk)
+                if size > RENDER_BYTES:
+                    raise _Budget("writes more than 1 MiB")
+                out.append(chunk)
+            return "".join(out)
+    except ChatTemplateError:
+        raise
     except SecurityError as exc:
         raise ChatTemplateError(
             f"the model's chat template tried to reach Python internals ({exc}); "
             "refusing it -- choose a template with --template"
         ) from None
-    except TemplateError as exc:
-        raise ChatTemplateError(f"the model's chat template failed: {exc}") from None
+    except _Budget as exc:
+        raise ChatTemplateError(
+            f"the model's chat template {exc}; refusing it -- choose a template with --template"
+        ) from None
+    except RecursionError:
+        raise ChatTemplateError(
+            "the model's chat template recurses without end; choose a template with --template"
+        ) from None
+    except Exception as exc:  # syntax errors, {% include %} without a loader, type errors
+        what = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        raise ChatTemplateError(
+            f"the model's chat template failed ({what}); choose a template with --template"
+        ) from None
 
 
 def _fmt(text: str) -> str:

@@ -238,7 +238,7 @@ class Chat:
 
     def preview(self, message: str) -> Preview:
         """Exactly what `send(message)` would send now, without sending it."""
-        plan = self.policy.plan(message, self.conversation.turns)
+        plan = self.policy.plan(tidy_message(message), self.conversation.turns)
         conv = self.conversation
         turn = conv.begin_turn(plan.message, self.engine, plan.reply_prefix)
         before = conv.render() if conv.history else ""

@@ -6,10 +6,11 @@ notes printed at start-up.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from airochat.adapters import gpu
-from airochat.adapters.gguf_file import GGUFHeader, read_header
+from airochat.adapters.gguf_file import GGUFHeader, check_loadable, read_header
 from airochat.adapters.llama_engine import ContextAllocError, LlamaEngine, LoadOptions
 from airochat.adapters.machine import available_memory, physical_cores
 from airochat.domain.chat_template import template_from_gguf
@@ -100,6 +101,7 @@ def _wanted_ctx(settings: Settings, model: ResolvedModel, trained: int) -> tuple
 def plan(settings: Settings, ref: str, fetch: Fetch | None = None) -> ModelPlan:
     model = resolve(ref, load_catalog(), fetch)
     header = read_header(model.path)
+    check_loadable(header)
     shape = shape_of(header)
     ctx, why, explicit = _wanted_ctx(settings, model, header.context_length)
     offload = plan_offload(shape, ctx, settings.gpu_layers.strip().lower(), gpu.free_vram())
@@ -120,8 +122,10 @@ def plan(settings: Settings, ref: str, fetch: Fetch | None = None) -> ModelPlan:
             why += f"; reduced to {ctx} to fit {avail / GiB:.1f} GiB of free memory"
             notes.append(f"context {ctx} tokens (the most that fits in free memory)")
         offload = plan_offload(shape, ctx, settings.gpu_layers.strip().lower(), gpu.free_vram())
-    threads = settings.threads or physical_cores()
-    rope = settings.rope_scale or (model.entry.rope_scale if model.entry else 0.0)
+    threads, note = _threads(settings.threads)
+    notes += [note] if note else []
+    notes += _past_training(ctx, header.context_length, settings.rope_scale or model_rope(model))
+    rope = settings.rope_scale or model_rope(model)
     return ModelPlan(
         model,
         header,
@@ -134,6 +138,32 @@ def plan(settings: Settings, ref: str, fetch: Fetch | None = None) -> ModelPlan:
         offload,
         notes,
     )
+
+
+def model_rope(model: ResolvedModel) -> float:
+    return model.entry.rope_scale if model.entry else 0.0
+
+
+def _threads(asked: int) -> tuple[int, str]:
+    """Threads for llama.cpp: physical cores by default; more than the CPUs this process may
+    run on only slows it (and an absurd number makes llama.cpp crash), so they are capped."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable or 1
+    if not asked:
+        return physical_cores(), ""
+    if asked > usable:
+        return usable, f"--threads {asked} is more than the {usable} CPUs here: using {usable}"
+    return asked, ""
+
+
+def _past_training(ctx: int, trained: int, rope_scale: float) -> list[str]:
+    reach = int(trained * (rope_scale or 1.0))
+    if trained and ctx > reach:
+        return [
+            f"context {ctx} is past the {reach} tokens the model was trained for: replies "
+            "degrade beyond that (unless its RoPE is scaled: --rope-scale)"
+        ]
+    return []
 
 
 def load(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from airochat.adapters import hub
+from airochat.adapters.packaged_model import packaged_model_size
 from airochat.domain.catalog import CatalogEntry
 from airochat.domain.memory import GiB
 from airochat.domain.quants import BITS, group_by_quant, kv_bytes_guess, params_from_name
@@ -39,7 +40,8 @@ def _catalog_row(e: CatalogEntry) -> dict[str, Any]:
 def _packaged_rows(e: CatalogEntry, base: dict[str, Any]) -> list[dict[str, Any]]:
     assert e.package is not None
     installed = importlib.util.find_spec(e.package.replace("-", "_")) is not None
-    row = {**base, "quant": e.quant, "size": None, "downloaded": installed, "path": None}
+    size = packaged_model_size(e.package) if installed else None
+    row = {**base, "quant": e.quant, "size": size, "downloaded": installed, "path": None}
     return [{**row, "fits": True if installed else None}]
 
 

@@ -58,7 +58,7 @@ def parse_ref(ref: str, catalog: Catalog) -> HubRef | None:
     parts = ref.split("/")
     if len(parts) >= 3 and ref.lower().endswith((".gguf", ".bin")):
         repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
-        hub._check_path(filename)
+        hub.check_path(filename)
         return HubRef(repo, quant_of(filename), filename, catalog.by_repo(repo))
     return None
 
@@ -109,12 +109,53 @@ class Pulled:
 Confirm = Callable[[str], bool]
 
 
-def pull(ref: HubRef, gpu: bool, progress: bool = True, confirm: Confirm | None = None) -> Pulled:
+def _cached_copy(repo: str, file: hub.RemoteFile) -> Path | None:
+    """The snapshot path of `file` in the cache (any snapshot), if its blob is there."""
+    for path in hub.cached_repo_files(repo):
+        if path.name == Path(file.path).name and path.resolve().exists():
+            return path
+    return None
+
+
+def _keep_or_fetch(repo: str, file: hub.RemoteFile, force: bool) -> Path | None:
+    """A cached copy that may be used as is, or None when `file` must be downloaded. A copy
+    verified before is never thrown away because the Hub now says another hash: that is
+    reported, and only --force replaces it."""
+    local = _cached_copy(repo, file)
+    if local is None or file.sha256 is None:
+        return local
+    blob = local.resolve()
+    if blob.name == file.sha256:
+        try:
+            hub.verify(local, file.sha256, _verified_dir())
+            return local
+        except hub.VerificationError as exc:
+            hub.NOTE(f"{exc}; fetching it again")
+            blob.unlink(missing_ok=True)
+            return None
+    if force:
+        return None
+    marker = hub.read_marker(_verified_dir(), blob.name) if hub.is_sha256(blob.name) else None
+    when = f" (verified on {marker.verified_at[:10]})" if marker else ""
+    raise hub.HubError(
+        f"{file.path}: the Hub now says sha256 {file.sha256[:12]}..., your copy is "
+        f"{blob.name[:12]}...{when}; keeping yours -- `airochat pull --force` replaces it"
+    )
+
+
+def pull(
+    ref: HubRef,
+    gpu: bool,
+    progress: bool = True,
+    confirm: Confirm | None = None,
+    force: bool = False,
+) -> Pulled:
     files = hub.list_files(ref.repo, (ref.suffix,))
     option, reason = choose(ref, files, gpu)
     by_path = {f.path: f for f in files}
-    cached = {p.name: p for p in hub.cached_repo_files(ref.repo)}
-    missing = [by_path[p] for p in option.files if Path(p).name not in cached]
+    wanted = [by_path[p] for p in option.files]
+    kept = {f.path: _keep_or_fetch(ref.repo, f, force) for f in wanted}
+    missing = [f for f in wanted if kept[f.path] is None]
     need = sum(f.size for f in missing)
     if missing:
         hub.check_disk(need)
@@ -122,7 +163,7 @@ def pull(ref: HubRef, gpu: bool, progress: bool = True, confirm: Confirm | None 
             f"Download {ref.repo} {option.quant} ({need / GiB:.2f} GiB)?"
         ):
             raise UsageError("download cancelled")
-    paths = [hub.download(ref.repo, by_path[p], _verified_dir(), progress) for p in option.files]
+    paths = [kept[f.path] or hub.download(ref.repo, f, _verified_dir(), progress) for f in wanted]
     if ref.suffix == ".bin":  # legacy GGML: verified above, now converted beside it
         from airochat.services.convert import convert_file, converted_path, options_for
 

@@ -1,0 +1,208 @@
+"""Every class of bad input a user or a downloaded file can supply, through the real console
+script: one line on stderr, the documented exit code (1: something named cannot be used;
+2: the command line itself is wrong), never a traceback or a hang, and files left as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.tiny_model import write_tiny_llama
+
+GREEDY = ("--temperature", "0", "--max-tokens", "2", "--threads", "1")
+
+
+@dataclass
+class Case:
+    """`args` may use {tiny}, {tmp} and {model:NAME} (a model written by `models`)."""
+
+    args: list[str]
+    code: int
+    says: str
+    stdin: str | bytes | None = None
+    files: dict[str, str | bytes] = field(default_factory=dict)  # written under {tmp}
+    config: str | bytes | None = None  # the user's config.toml
+
+
+TEMPLATES = {
+    "syntax": "{% for m in messages %}{{ m.content }",
+    "include": "{% include 'x.j2' %}",
+    "import": "{% import 'x.j2' as x %}",
+    "recursion": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
+    "range": "{% for i in range(10**9) %}x{% endfor %}",
+    "nested": "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+    "repeat": "{{ 'x' * 10**9 }}",
+}
+MODELS: dict[str, Callable[[Path], Path]] = {
+    **{
+        f"tpl-{name}": partial(write_tiny_llama, chat_template=src)
+        for name, src in TEMPLATES.items()
+    },
+    "no-layers": lambda p: write_tiny_llama(p, n_layer=0),
+    "bad-bos": lambda p: write_tiny_llama(p, bos_id=99999),
+}
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+CASES = {
+    # 6: chat templates matter only when used; used, they fail in one line, within a budget
+    **{
+        f"template-{name}-unused": Case(
+            ["ask", f"{{model:tpl-{name}}}", "hi", "--template", "airoboros", *GREEDY], 0, ""
+        )
+        for name in TEMPLATES
+    },
+    **{
+        f"template-{name}-used": Case(
+            ["ask", f"{{model:tpl-{name}}}", "hi", *GREEDY], 1, "chat template"
+        )
+        for name in TEMPLATES
+    },
+    "info-broken-template": Case(["info", "{model:tpl-syntax}"], 0, ""),
+    # 7: files that parse but have the wrong shape
+    "session-string-number": Case(
+        ["ask", "{tiny}", "hi", "--session", "{tmp}/s.json", *GREEDY[:2]],
+        1,
+        "bad sampling settings",
+        files={"s.json": "SESSION:temperature=hot"},
+    ),
+    "session-deep-json": Case(
+        ["ask", "{tiny}", "hi", "--session", "{tmp}/s.json"],
+        1,
+        "nested too deeply",
+        files={"s.json": "[" * 100000 + "]" * 100000},
+    ),
+    "session-nan": Case(
+        ["ask", "{tiny}", "hi", "--session", "{tmp}/s.json"],
+        1,
+        "finite",
+        files={"s.json": "SESSION:temperature=NaN"},
+    ),
+    "scene-characters-number": Case(
+        ["ask", "{tiny}", "--scene", "{tmp}/s.yaml", "--print-prompt"],
+        1,
+        "characters is a list",
+        files={"s.yaml": "characters: 5\n"},
+    ),
+    "scene-description-mapping": Case(
+        ["ask", "{tiny}", "--scene", "{tmp}/s.yaml", "--print-prompt"],
+        1,
+        "description should be text",
+        files={"s.yaml": "characters:\n  - name: A\n    description: {x: 1}\n"},
+    ),
+    "scene-deep-yaml": Case(
+        ["ask", "{tiny}", "--scene", "{tmp}/s.yaml", "--print-prompt"],
+        1,
+        "s.yaml",
+        files={"s.yaml": "[" * 20000 + "]" * 20000},
+    ),
+    "functions-list-of-strings": Case(
+        ["ask", "{tiny}", "hi", "--functions", "{tmp}/f.yaml", "--print-prompt"],
+        1,
+        "should be a mapping with a name",
+        files={"f.yaml": "- search\n- count\n"},
+    ),
+    "config-not-utf8": Case(["ask", "{tiny}", "hi"], 1, "not UTF-8", config=b"model = '\xff'\n"),
+    "config-nan": Case(["ask", "{tiny}", "hi"], 1, "finite", config="[sampling]\ntop_p = nan\n"),
+    "stdin-not-utf8": Case(["ask", "{tiny}"], 1, "stdin is not UTF-8", stdin=b"caf\xe9\n"),
+    # 8: memory bombs and endless inputs
+    "yaml-billion-laughs": Case(
+        ["ask", "{tiny}", "--scene", "{tmp}/s.yaml", "--print-prompt"],
+        1,
+        "aliases",
+        files={"s.yaml": BOMB + "characters: [{name: A, description: *i}]\n"},
+    ),
+    "context-dev-zero": Case(["ask", "{tiny}", "q", "--context", "/dev/zero"], 1, "not a regular"),
+    "context-fifo": Case(["ask", "{tiny}", "q", "--context", "{tmp}/fifo"], 1, "not a regular"),
+    "stdin-megabytes": Case(
+        ["ask", "{tiny}", *GREEDY], 1, "the context holds", stdin="x" * 6_000_000
+    ),
+    # 9: what llama.cpp would abort on
+    "model-no-layers": Case(["ask", "{model:no-layers}", "hi"], 1, "0 layers"),
+    "info-no-layers": Case(["info", "{model:no-layers}"], 1, "0 layers"),
+    "model-bos-outside-vocab": Case(["ask", "{model:bad-bos}", "hi"], 1, "outside the vocabulary"),
+    "threads-100000": Case(["ask", "{tiny}", "hi", *GREEDY[:4], "--threads", "100000"], 0, ""),
+    # 10: numbers
+    "temperature-nan": Case(["ask", "{tiny}", "hi", "--temperature", "nan"], 2, "finite"),
+    "temperature-inf": Case(["ask", "{tiny}", "hi", "--temperature", "inf"], 2, "finite"),
+    "repeat-penalty-nan": Case(["ask", "{tiny}", "hi", "--repeat-penalty", "nan"], 2, "finite"),
+    "rope-scale-nan": Case(["ask", "{tiny}", "hi", "--rope-scale", "nan"], 2, "finite"),
+    # rough edges
+    "missing-context-file": Case(["ask", "{tiny}", "q", "--context", "{tmp}/nope"], 1, "no such"),
+    "missing-functions-file": Case(
+        ["ask", "{tiny}", "q", "--functions", "{tmp}/nope"], 1, "no such functions file"
+    ),
+    "run-on-a-pipe": Case(["run", "{tiny}"], 2, "airochat ask", stdin="hi\n"),
+}
+
+
+def _session_text(tweak: str) -> str:
+    key, _, value = tweak.partition("=")
+    data = {
+        "schema": "airochat-session",
+        "version": 2,
+        "model": "tiny-llama.gguf",
+        "template": "airoboros",
+        "system": "S.",
+        "history": True,
+        "sampling": {key: float(value) if value == "NaN" else value},
+        "turns": [],
+    }
+    return json.dumps(data)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("bad-models")
+    return {name: write(root / f"{name}.gguf") for name, write in MODELS.items()}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_input(
+    name: str, tiny_gguf: Path, models: dict[str, Path], tmp_path: Path, isolated_dirs: Path
+) -> None:
+    case = CASES[name]
+    written: dict[Path, bytes] = {}
+    for fname, content in case.files.items():
+        if isinstance(content, str) and content.startswith("SESSION:"):
+            content = _session_text(content[len("SESSION:") :])
+        data = content.encode() if isinstance(content, str) else content
+        (tmp_path / fname).write_bytes(data)
+        written[tmp_path / fname] = data
+    os.mkfifo(tmp_path / "fifo")
+    if case.config is not None:
+        conf = isolated_dirs / "config" / "airochat" / "config.toml"
+        conf.parent.mkdir(parents=True)
+        data = case.config.encode() if isinstance(case.config, str) else case.config
+        conf.write_bytes(data)
+        written[conf] = data
+    args = [_expand(a, tiny_gguf, models, tmp_path) for a in case.args]
+    start = time.monotonic()
+    proc = run_cli(*args, stdin=case.stdin, timeout=60)
+    elapsed = time.monotonic() - start
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == case.code, proc.stderr
+    if case.code:
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and case.says in lines[0], proc.stderr
+        assert lines[0].startswith("airochat: error:")
+    for path, data in written.items():
+        assert path.read_bytes() == data, f"{path} changed"
+    assert elapsed < 30, f"took {elapsed:.1f} s"  # a hang guard, not a speed target
+
+
+def _expand(arg: str, tiny: Path, models: dict[str, Path], tmp: Path) -> str:
+    if arg.startswith("{model:"):
+        return str(models[arg[7:-1]])
+    return arg.replace("{tiny}", str(tiny)).replace("{tmp}", str(tmp))

@@ -1,0 +1,353 @@
+"""Faults that could lose a chat or a model, or pass a broken model as verified: sessions,
+the model cache, and signals. Real files, real signals, the loopback Hub; each case asserts
+what is left on disk. (The fault issue's items, by number.)"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import airochat_exe, popen_cli, run_cli
+from tests.hub_server import HubServer, Repo
+from tests.screen import Screen
+from tests.script_model import write_script_model
+
+BASE = ("--temperature", "0", "--system", "S.", "--threads", "1", "--no-input-history")
+REPO = "airo/tiny-airoboros-7b-GGUF"
+
+
+def turn(s: Screen, text: str) -> None:
+    s.child.send(text + "\r")
+    s.child.expect("tok/s")
+    s.child.expect_exact(">>>")
+
+
+def command(s: Screen, line: str, says: str) -> None:
+    s.child.send(line + "\r")
+    s.child.expect(says)
+    s.child.expect_exact(">>>")
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith((".tmp", ".part")))
+
+
+# -- sessions -------------------------------------------------------------------------------------
+
+
+def test_1_bad_load_keeps_the_chat_and_its_file(tiny_gguf: Path, tmp_path: Path) -> None:
+    mine, other = tmp_path / "mine.json", tmp_path / "other.json"
+    s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "3", "--session", str(mine))
+    try:
+        s.child.expect_exact(">>>")
+        turn(s, "hello")
+        data = json.loads(mine.read_text())
+        other.write_text(json.dumps({**data, "sampling": {"max_tokens": -5}, "turns": []}))
+        before = mine.read_text()
+        command(s, f"/load {other}", "max_tokens must be >= 1")
+        turn(s, "still mine")
+        saved = json.loads(mine.read_text())
+        assert [t["message"] for t in saved["turns"]] == ["hello", "still mine"]
+        assert saved["sampling"]["max_tokens"] == 3 and before != mine.read_text()
+    finally:
+        s.close()
+
+
+def test_2_second_process_on_a_session_is_refused(tiny_gguf: Path, tmp_path: Path) -> None:
+    session = tmp_path / "s.json"
+    s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "3", "--session", str(session))
+    try:
+        s.child.expect_exact(">>>")
+        turn(s, "hello")
+        other = Screen(str(tiny_gguf), *BASE, "--session", str(session))
+        other.child.expect(pexpect.EOF)
+        other.child.close()
+        assert other.child.exitstatus == 1
+        assert f"open in another airochat (pid {s.child.pid})" in other.text().replace("\n", " ")
+        start = time.monotonic()
+        proc = run_cli("ask", str(tiny_gguf), "hi", "--session", str(session))
+        assert proc.returncode == 1 and f"pid {s.child.pid}" in proc.stderr
+        assert time.monotonic() - start >= 9  # a script waits its turn for a while
+        assert len(json.loads(session.read_text())["turns"]) == 1  # nothing merged or lost
+    finally:
+        s.close()
+    proc = run_cli("ask", str(tiny_gguf), "again", "--session", str(session), "--max-tokens", "2")
+    assert proc.returncode == 0, proc.stderr  # once the first is gone, the lock is free
+    assert len(json.loads(session.read_text())["turns"]) == 2
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path) -> Iterator[Path]:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)]).returncode:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root)")
+    yield ro
+    subprocess.run(["umount", str(ro)])
+
+
+def test_3_unwritable_session_and_save_paths(
+    tiny_gguf: Path, tmp_path: Path, read_only_dir: Path
+) -> None:
+    s = Screen(
+        str(tiny_gguf), *BASE, "--max-tokens", "3", "--session", str(read_only_dir / "s.json")
+    )
+    try:
+        s.child.expect_exact(">>>")
+        s.child.send("hello\r")
+        s.child.expect("chat goes on unsaved")
+        s.child.expect_exact(">>>")
+        turn(s, "second")  # the REPL goes on; the error is said once
+        command(s, "/save /proc/x.json", "cannot save /proc/x.json")
+        good = tmp_path / "good.json"
+        command(s, f"/save {good}", "Saved 2 exchange")
+        assert [t["message"] for t in json.loads(good.read_text())["turns"]] == ["hello", "second"]
+        assert s.text().count("chat goes on unsaved") == 1
+    finally:
+        s.close()
+
+
+def test_4_temp_files_of_killed_saves_are_removed(tiny_gguf: Path, tmp_path: Path) -> None:
+    session = tmp_path / "s.json"
+    run_cli("ask", str(tiny_gguf), "hi", "--session", str(session), "--max-tokens", "2")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".s.json.{dead.pid}.tmp"
+    stale.write_text("{half")
+    live = tmp_path / f".s.json.{os.getpid()}.tmp"  # a writer that is still alive: kept
+    live.write_text("{")
+    proc = run_cli("ask", str(tiny_gguf), "hi", "--session", str(session), "--max-tokens", "2")
+    assert proc.returncode == 0 and "left by an interrupted save" in proc.stderr
+    assert not stale.exists() and live.exists()
+
+
+def test_4_stale_part_of_the_demo_model_is_removed(demo_gguf: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    part = demo_gguf.with_name(f".{demo_gguf.name}.{dead.pid}.part")
+    part.write_bytes(b"\0" * 1024)
+    proc = run_cli("ask", "gemma3-270m", "--print-prompt", "hi")
+    assert proc.returncode == 0, proc.stderr
+    assert not part.exists() and demo_gguf.exists()
+
+
+def test_5_huge_session_file_is_refused_at_once(tiny_gguf: Path, tmp_path: Path) -> None:
+    session = tmp_path / "big.json"
+    with session.open("wb") as fh:
+        fh.truncate(200 << 20)  # 200 MB (sparse)
+    start = time.monotonic()
+    proc = run_cli("ask", str(tiny_gguf), "hi", "--session", str(session))
+    assert proc.returncode == 1 and "too big for a session file" in proc.stderr
+    assert time.monotonic() - start < 20  # was minutes and ~11 GB
+    assert session.stat().st_size == 200 << 20
+
+
+def test_5_token_ids_outside_the_vocabulary_are_retokenized(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    session = tmp_path / "s.json"
+    run_cli("ask", str(tiny_gguf), "hi", "--session", str(session), "--max-tokens", "3")
+    data = json.loads(session.read_text())
+    data["turns"][0]["reply_tokens"] = [10**7]
+    session.write_text(json.dumps(data))
+    proc = run_cli("ask", str(tiny_gguf), "next", "--session", str(session), "--max-tokens", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "tokenized again from their text" in proc.stderr
+    assert len(json.loads(session.read_text())["turns"]) == 2
+
+
+# -- the model cache ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def hub(tmp_path: Path, tiny_gguf: Path) -> Iterator[tuple[HubServer, dict[str, str]]]:
+    server = HubServer().start()
+    server.state.repos[REPO] = Repo(files={"tiny-airoboros-7b.Q4_K_M.gguf": tiny_gguf.read_bytes()})
+    env = {"HF_ENDPOINT": server.url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "0"}
+    yield server, env
+    server.stop()
+
+
+def test_6_a_changed_hub_never_deletes_a_verified_copy(
+    hub: tuple[HubServer, dict[str, str]],
+) -> None:
+    server, env = hub
+    path = Path(run_cli("pull", REPO, env=env).stdout.strip())
+    before = path.read_bytes()
+    server.state.repos[REPO].wrong_sha.add("tiny-airoboros-7b.Q4_K_M.gguf")  # the Hub changed
+    proc = run_cli("pull", REPO, env=env)
+    assert proc.returncode == 1 and "the Hub now says" in proc.stderr, proc.stderr
+    assert "your copy is" in proc.stderr and "verified on" in proc.stderr
+    assert path.read_bytes() == before  # kept
+    ask = run_cli("ask", REPO, "hi", "--max-tokens", "2", env={**env, "HF_HUB_OFFLINE": "1"})
+    assert ask.returncode == 0, ask.stderr  # and still usable
+    forced = run_cli("pull", REPO, "--force", env=env)
+    assert forced.returncode == 1 and "failed verification" in forced.stderr  # the Hub lies
+    assert path.read_bytes() == before  # a lying download never replaces the good copy
+
+
+def test_7_a_truncated_verified_model_is_not_passed_as_verified(
+    hub: tuple[HubServer, dict[str, str]],
+) -> None:
+    _, env = hub
+    path = Path(run_cli("pull", REPO, env=env).stdout.strip())
+    with path.resolve().open("r+b") as fh:
+        fh.truncate(path.stat().st_size // 2)
+    offline = {**env, "HF_HUB_OFFLINE": "1"}
+    proc = run_cli("ask", REPO, "hi", env=offline)
+    assert proc.returncode == 1 and "is damaged" in proc.stderr
+    models = run_cli("pull", REPO, env=env)
+    assert models.returncode == 0 and "fetching it again" in models.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(disk)]).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield disk
+    subprocess.run(["umount", str(disk)])
+
+
+def test_8_disk_full_mid_download_says_it_is_the_disk(
+    hub: tuple[HubServer, dict[str, str]], small_disk: Path
+) -> None:
+    server, env = hub
+    server.state.repos["airo/big-GGUF"] = Repo(
+        files={"b.Q4_K_M.gguf": b"\1" * (8 << 20)}, slow=True
+    )
+    env = {**env, "HF_HOME": str(small_disk / "hf")}
+    proc = popen_cli("pull", "airo/big-GGUF", env=env)
+    time.sleep(1.5)
+    filler = small_disk / "filler"
+    with filler.open("wb") as fh, contextlib.suppress(OSError):
+        fh.write(b"\0" * (300 << 20))  # another program fills the disk meanwhile
+    _, err = proc.communicate(timeout=60)
+    text = err.decode()
+    assert proc.returncode == 1 and "the disk is full" in text and str(small_disk) in text, text
+    assert "cannot reach the Hub" not in text and "Traceback" not in text
+
+
+def test_8_hf_home_pointing_at_a_file(
+    hub: tuple[HubServer, dict[str, str]], tmp_path: Path
+) -> None:
+    _, env = hub
+    afile = tmp_path / "not-a-dir"
+    afile.write_text("x")
+    proc = run_cli("pull", REPO, env={**env, "HF_HOME": str(afile)})
+    assert proc.returncode == 1 and "HF_HOME" in proc.stderr and "is a file" in proc.stderr
+    assert afile.read_text() == "x"
+
+
+def test_9_ctrl_c_mid_download_keeps_the_part_and_the_retry_resumes(
+    hub: tuple[HubServer, dict[str, str]],
+) -> None:
+    server, env = hub
+    data = bytes(range(256)) * (16 << 10)  # 4 MiB
+    server.state.repos["airo/slow-GGUF"] = Repo(files={"s.Q4_K_M.gguf": data}, slow=True)
+    proc = popen_cli("pull", "airo/slow-GGUF", env=env)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    blobs = Path(env["HF_HOME"]) / "hub" / "models--airo--slow-GGUF" / "blobs"
+    parts = [p for p in blobs.iterdir() if p.name.endswith(".incomplete")]
+    assert len(parts) == 1 and 0 < parts[0].stat().st_size < len(data)
+    had = parts[0].stat().st_size
+    server.state.repos["airo/slow-GGUF"].slow = False
+    server.state.requests.clear()
+    done = run_cli("pull", "airo/slow-GGUF", env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"bytes={had}-" in [r[2] for r in server.state.requests]  # resumed, not restarted
+    assert Path(done.stdout.strip()).read_bytes() == data
+
+
+def test_11_hub_faults_are_said_and_end(hub: tuple[HubServer, dict[str, str]]) -> None:
+    server, env = hub
+    server.state.repos["airo/odd-GGUF"] = Repo(
+        files={"dir\\evil.Q4_K_M.gguf": b"x", "good.Q4_K_M.gguf": b"good"}
+    )
+    proc = run_cli("pull", "airo/odd-GGUF", env=env)
+    assert proc.returncode == 0 and "skipped the file name" in proc.stderr, proc.stderr
+    server.state.fail_next = 2  # two 500s, then the answer
+    proc = run_cli("pull", REPO, env=env)
+    assert proc.returncode == 0 and "retrying in" in proc.stderr.lower(), proc.stderr
+    server.state.repos["airo/norange-GGUF"] = Repo(
+        files={"n.Q4_K_M.gguf": b"\2" * (4 << 20)}, ignore_range=True, drop_every=1_500_000
+    )
+    start = time.monotonic()
+    proc = run_cli("pull", "airo/norange-GGUF", env=env, timeout=120)
+    assert proc.returncode == 1 and "ignores resume (Range) requests" in proc.stderr, proc.stderr
+    assert time.monotonic() - start < 60  # used to loop for minutes
+    start = time.monotonic()
+    proc = run_cli("pull", REPO, env={**env, "HF_ENDPOINT": "http://no-such-host.invalid"})
+    assert proc.returncode == 1 and "does not resolve" in proc.stderr
+    assert time.monotonic() - start < 10  # no 24 s of silent retries
+
+
+# -- signals --------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.05, 0.25, 0.5, 0.8, 1.2])
+def test_10_ctrl_c_at_any_moment_of_start_up_ends_with_130(demo_gguf: Path, delay: float) -> None:
+    """Imports, model loading, the reply: wherever Ctrl-C lands, 130 and no traceback (it was
+    ignored while llama.cpp loaded, and a traceback during imports)."""
+    proc = subprocess.Popen(
+        [airochat_exe(), "ask", "gemma3-270m", "Count to fifty.", "--max-tokens", "400"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=30)
+    # 0: it had already finished; -2: the signal landed while the finished process was exiting
+    # (Python resets handlers then; a shell reports that as 130 too)
+    assert proc.returncode in (130, 0, -2), err.decode()
+    assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
+    assert time.monotonic() - start < 3
+
+
+@pytest.fixture(scope="module")
+def looping_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pieces = [f"line {i} of a reply that goes on\n" for i in range(6)]
+    return write_script_model(tmp_path_factory.mktemp("loop") / "loop.gguf", pieces, loop=True)
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_11_sigterm_sighup_mid_reply_save_and_exit(
+    looping_gguf: Path, tmp_path: Path, sig: int, code: int
+) -> None:
+    session = tmp_path / "s.json"
+    s = Screen(str(looping_gguf), *BASE, "--plain-output", "--session", str(session))
+    try:
+        s.child.expect_exact(">>>")
+        s.child.send("/set max_tokens 5\r")
+        s.child.expect_exact(">>>")
+        turn(s, "first")
+        s.child.send("/set max_tokens 100000\r")
+        s.child.expect_exact(">>>")
+        s.child.send("second\r")
+        s.child.expect("line 3 of a reply")
+        os.kill(s.child.pid, sig)
+        s.child.expect(pexpect.EOF, timeout=30)
+        s.child.close()
+        assert s.child.exitstatus == code, (s.child.exitstatus, s.child.signalstatus)
+        saved = json.loads(session.read_text())
+        assert [t["message"] for t in saved["turns"]][:1] == ["first"]
+        assert leftovers(tmp_path) == []
+    finally:
+        s.close()
