@@ -171,3 +171,21 @@ def test_ctrl_c_stops_ask_with_130_and_partial_output(demo_gguf: Path) -> None:
     assert time.monotonic() - sent < 2.0
     assert proc.returncode == 130, err
     assert "Traceback" not in err.decode()
+
+
+def test_help_reads_like_other_tools_and_completion_is_on() -> None:
+    proc = run_cli("ask", "--help", env={"COLUMNS": "100"})
+    assert "Usage: airochat ask [OPTIONS] MODEL [PROMPT]" in proc.stdout
+    assert "<bool>" not in proc.stdout and "{" not in proc.stdout and "<str>" not in proc.stdout
+    top = run_cli("--help", env={"COLUMNS": "100"})
+    assert "--install-completion" in top.stdout and "--show-completion" in top.stdout
+
+
+def test_models_never_cuts_an_alias_and_sizes_the_demo(demo_gguf: Path) -> None:
+    proc = run_cli("models", env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    for alias in ("airoboros-l2-13b-2.0", "airoboros-l2-70b-m2.0", "airoboros-65b-1.4.1-pi"):
+        assert alias in proc.stdout
+    assert "…" not in proc.stdout
+    demo = next(line for line in proc.stdout.splitlines() if "gemma3-270m" in line)
+    assert "MiB" in demo and " ? " not in demo

@@ -182,3 +182,73 @@ def test_keys_typed_during_a_reply_stay_off_it_and_wait_unsent(looping_gguf: Pat
         s.child.expect("USER: typed ahead ASSISTANT:")
     finally:
         s.close()
+
+
+def test_edit_with_a_broken_or_cancelling_editor(tiny_gguf: Path, tmp_path: Path) -> None:
+    """Item 12: an editor that cannot start ended the REPL with a traceback; one that exits
+    non-zero (vim's :cq) resent the message."""
+    import os
+
+    cancel = tmp_path / "cancel.sh"
+    cancel.write_text('#!/bin/sh\necho EDITED > "$1"\nexit 1\n')
+    cancel.chmod(0o755)
+    for editor, says in ((str(tmp_path / "no-such-editor"), "cannot start the editor"),
+                         (str(cancel), "Unchanged")):  # fmt: skip
+        os.environ["EDITOR"] = editor
+        try:
+            s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "2")
+        finally:
+            del os.environ["EDITOR"]
+        try:
+            s.child.expect_exact(">>>")
+            turn(s, "hello")
+            s.child.send("/edit\r")
+            s.child.expect(says)
+            s.child.expect_exact(">>>")
+            s.child.send("/prompt\r")
+            s.child.expect("USER: hello ASSISTANT:")
+            s.child.expect_exact(">>>")
+            assert "EDITED" not in s.text() and "Traceback" not in s.text()
+        finally:
+            s.close()
+
+
+def test_rough_edges_in_the_repl(tiny_gguf: Path, tmp_path: Path) -> None:
+    """/system "" clears instead of setting two quote marks; /save into a directory that does
+    not exist is refused instead of creating it."""
+    s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "2")
+    try:
+        s.child.expect_exact(">>>")
+        s.child.send('/system ""\r')
+        s.child.expect("System prompt cleared")
+        s.child.expect_exact(">>>")
+        turn(s, "hello")
+        s.child.send("/prompt\r")
+        s.child.expect("USER: hello ASSISTANT:")
+        s.child.expect_exact(">>>")
+        assert '"" USER' not in s.text()
+        missing = tmp_path / "no" / "such" / "dir" / "chat.json"
+        s.child.send(f"/save {missing}\r")
+        s.child.expect("no such directory")
+        s.child.expect_exact(">>>")
+        assert not (tmp_path / "no").exists()
+    finally:
+        s.close()
+
+
+def test_single_mode_scene_shows_who_speaks(tiny_gguf: Path, tmp_path: Path) -> None:
+    scene = tmp_path / "scene.yaml"
+    scene.write_text(
+        "user: Jon\nmode: single\ncharacters:\n  - {name: Ayla, description: a trader}\n"
+        "  - {name: Bryn, description: a smith}\n"
+    )
+    s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "3", "--scene", str(scene), "--ctx", "2048")
+    try:
+        s.child.expect_exact(">>>")
+        s.child.send("/next Bryn\r")
+        s.child.expect_exact(">>>")
+        turn(s, "Hello there")
+        after = s.text().rsplit(">>> Hello there", 1)[1]
+        assert after.lstrip().startswith("Bryn:")  # the speaker's name opens the reply
+    finally:
+        s.close()

@@ -1,0 +1,105 @@
+"""llama.cpp's own llama-server and rpc-server for the tests, built once per llama-cpp-python
+version from the llama.cpp sources inside that version's sdist (the same code as the bindings).
+
+The build is cached outside the repository, keyed by version, in
+`$AIROCHAT_TOOLS_CACHE` (default `~/.cache/airochat-tools`): about 10 minutes on 2 cores the
+first time, nothing afterwards. A lock file makes parallel callers wait for one build.
+
+    python -m tests.llama_tools        # build now (prints the bin directory)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+
+TARGETS = ("llama-server", "ggml-rpc-server")
+
+
+def cache_root() -> Path:
+    env = os.environ.get("AIROCHAT_TOOLS_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "airochat-tools"
+
+
+def bin_dir() -> Path:
+    return cache_root() / f"llama.cpp-{version('llama-cpp-python')}" / "bin"
+
+
+def built() -> bool:
+    return all((bin_dir() / t).is_file() for t in TARGETS)
+
+
+def _sdist(work: Path) -> Path:
+    ver = version("llama-cpp-python")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"llama-cpp-python=={ver}",
+            "-d",
+            str(work),
+            "-q",
+        ],
+        check=True,
+    )
+    archive = next(work.glob("llama_cpp_python-*.tar.gz"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(work, filter="data")
+    return next(work.glob("llama_cpp_python-*/vendor/llama.cpp"))
+
+
+def build() -> Path:
+    """Build (or find) the two binaries; returns their directory."""
+    out = bin_dir()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; the others wait and reuse it
+        if built():
+            return out
+        with tempfile.TemporaryDirectory(prefix="llama-tools-") as tmp:
+            src = _sdist(Path(tmp))
+            build_dir = Path(tmp) / "build"
+            flags = [
+                "-DCMAKE_BUILD_TYPE=Release",
+                "-DGGML_RPC=ON",
+                "-DLLAMA_CURL=OFF",
+                "-DLLAMA_OPENSSL=OFF",
+                "-DLLAMA_USE_PREBUILT_UI=OFF",
+                "-DLLAMA_BUILD_TESTS=OFF",
+                "-DLLAMA_BUILD_EXAMPLES=OFF",
+                "-DBUILD_SHARED_LIBS=OFF",
+            ]
+            subprocess.run(
+                ["cmake", "-S", str(src), "-B", str(build_dir), *flags],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            jobs = str(os.cpu_count() or 2)
+            subprocess.run(
+                ["cmake", "--build", str(build_dir), "-j", jobs, "--target", *TARGETS],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            staging = out.with_name("bin.tmp")
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            for target in TARGETS:
+                shutil.copy2(build_dir / "bin" / target, staging / target)
+            staging.rename(out)
+    return out
+
+
+if __name__ == "__main__":
+    print(build())
