@@ -64,9 +64,20 @@ class ScriptedEngine:
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
 
+    def token_text(self, token: int) -> str:
+        return {1: "<s>", 2: "</s>"}.get(token) or self.detokenize([token])
+
     def spell(self, tokens: Sequence[int]) -> str:
         """Tokens as text with EOS spelled `</s>` and BOS left out, as `/prompt` shows them."""
         return "".join("</s>" if t == 2 else "" if t == 1 else self.detokenize([t]) for t in tokens)
+
+    can_shift: bool = True
+
+    def drop_cached(self, start: int, end: int) -> bool:
+        if not self.can_shift or not 0 <= start < end <= len(self.cached):
+            return False
+        self.cached = self.cached[:start] + self.cached[end:]
+        return True
 
     def request_stop(self) -> None:
         self._stop = True

@@ -22,6 +22,7 @@ FIELDS = {
     "peak_rss_bytes",
     "last_turn_cold_ttft_s",
     "turns",
+    "resume",
 }
 TURN_FIELDS = {
     "turn",
@@ -31,6 +32,7 @@ TURN_FIELDS = {
     "prompt_eval_tokens",
     "generated",
     "cold_ttft_s",
+    "dropped",
 }
 
 
@@ -56,6 +58,24 @@ def test_bench_json_on_tiny_model(tiny_gguf: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     check(json.loads(proc.stdout), 3)
     assert "turn 3/3" in proc.stderr  # progress goes to stderr, JSON alone on stdout
+
+
+def test_bench_past_the_context_limit_and_resume(tiny_gguf: Path) -> None:
+    """The two long-chat scenarios: turns after old exchanges were dropped are marked and still
+    read only their own tokens; a resumed session's first turn reads little with its cache."""
+    proc = run_cli(
+        "bench", str(tiny_gguf), "--turns", "12", "--reply-tokens", "12", "--ctx", "512",
+        "--json", "--threads", "1",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    rows = result["turns"]
+    dropped = [r for r in rows if r["dropped"]]
+    assert dropped and all("was kept" in r["dropped"] for r in dropped)
+    before = max(r["prompt_eval_tokens"] for r in rows[1:] if not r["dropped"])
+    assert max(r["prompt_eval_tokens"] for r in dropped) <= 3 * before
+    resume = result["resume"]
+    assert resume["cache_bytes"] > 0 and resume["read_cached"] < resume["read_reread"] / 2
 
 
 def test_bench_table(tiny_gguf: Path) -> None:

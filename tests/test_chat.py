@@ -117,3 +117,51 @@ def test_stop_during_a_long_prompt_read_returns_promptly(demo_gguf: Path) -> Non
         assert after.finish_reason in ("stop", "length")
     finally:
         engine.close()
+
+
+def _long_chat(engine: LlamaEngine, turns: int, max_tokens: int) -> list[tuple[int, bool]]:
+    """(tokens llama.cpp read, whether old exchanges were dropped first) per turn. After every
+    turn the engine's cache holds exactly the chat's tokens up to the last reply (its tail may
+    still hold the tokens of a stop string that were cut; the next prompt trims them)."""
+    from airochat.domain.events import Notice
+
+    engine.forget_cache()
+    chat = Chat(
+        engine,
+        get_template("airoboros"),
+        "A chat.",
+        Sampling(temperature=0.0, max_tokens=max_tokens),
+    )
+    out = []
+    for i in range(turns):
+        events = list(chat.send(f"tell me about the capital, part {i}"))
+        done = next(e for e in events if isinstance(e, Done))
+        out.append((done.prompt_eval_tokens, any(isinstance(e, Notice) for e in events)))
+        last = chat.conversation.turns[-1]
+        prompt = chat.conversation.tokens()[: -len(last.reply_tokens) - len(last.end_tokens)]
+        assert engine.cached_tokens()[: len(prompt)] == prompt
+    return out
+
+
+def test_turns_past_the_context_limit_read_only_their_new_tokens(tiny_gguf: Path) -> None:
+    engine = LlamaEngine.load(LoadOptions(path=tiny_gguf, n_ctx=256, n_threads=1))
+    try:
+        reads = _long_chat(engine, 16, 12)
+    finally:
+        engine.close()
+    before = [r for r, dropped in reads[1:] if not dropped]
+    after = [r for r, dropped in reads if dropped]
+    assert after, "the context never filled"
+    assert max(after) <= 3 * max(before), reads  # was: the whole history every turn
+
+
+@pytest.mark.slow
+def test_turns_past_the_context_limit_on_the_demo_model(demo_gguf: Path) -> None:
+    engine = LlamaEngine.load(LoadOptions(path=demo_gguf, n_ctx=512, n_threads=2))
+    try:
+        reads = _long_chat(engine, 14, 32)
+    finally:
+        engine.close()
+    before = [r for r, dropped in reads[1:] if not dropped]
+    after = [r for r, dropped in reads if dropped]
+    assert after and max(after) <= 3 * max(before), reads

@@ -157,7 +157,7 @@ def test_ctrl_c_stops_ask_with_130_and_partial_output(demo_gguf: Path) -> None:
         "--threads",
         "1",
         "--seed",
-        "1",
+        "3",  # a long reply from this base model at these settings
         "--temperature",
         "0.7",
     )

@@ -208,3 +208,31 @@ def test_bad_load_leaves_the_chat_and_its_file(tmp_path: Path) -> None:
     io = play(chat, f"/load {other}", session=mine)
     assert "bad sampling settings" in io.errors[0]
     assert chat.prompt_text() == before and mine.read_text() == saved
+
+
+def test_full_context_shifts_the_cache_and_reads_only_the_new_turn() -> None:
+    """The airoboros first turn is `{system} ` + the later-turn text, so dropping the oldest
+    exchange leaves the others' tokens as they were: the engine shifts its cache and the turn
+    reads only its own tokens."""
+    engine = ScriptedEngine(["ok"], n_ctx=200)
+    chat = make_chat(engine)
+    for i, word in enumerate(("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf")):
+        events = list(chat.send(word * 3))
+        read = next(e for e in events if isinstance(e, Done)).prompt_eval_tokens
+        if i:  # the new turn, and the EOS that closed the last reply
+            assert read <= len(f"USER: {word * 3} ASSISTANT: ") + 1
+        notices = [e.text for e in events if isinstance(e, Notice)]
+        if notices:
+            assert "was kept" in notices[0]
+            assert engine.cached[: len(engine.calls[-1].prompt)] == engine.calls[-1].prompt
+    assert chat.prompt_text().startswith("S. USER: ")  # the system prompt still opens it
+
+
+def test_without_shifting_a_quarter_is_freed_and_said() -> None:
+    engine = ScriptedEngine(["ok"], n_ctx=200, can_shift=False)
+    chat = make_chat(engine)
+    notices = []
+    for word in ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"):
+        notices += [e.text for e in chat.send(word * 3) if isinstance(e, Notice)]
+    assert notices and all("freeing a quarter" in n and "read again" in n for n in notices)
+    assert len(notices) < 4  # bigger steps: the re-read happens rarely

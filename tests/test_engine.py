@@ -102,3 +102,50 @@ def test_not_a_gguf_is_refused_with_llama_cpp_reason(tmp_path: Path) -> None:
     bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\x00" * 8 + b"\xff" * 8)
     with pytest.raises(ModelLoadError, match=r"could not load bad\.gguf"):
         LlamaEngine.load(LoadOptions(path=bad, n_ctx=64, n_threads=1))
+
+
+def _shifted_and_cold_logits(path: Path) -> tuple[object, object]:
+    """The next-token logits for the same fitted chat, once from a cache whose oldest exchange
+    was dropped and the rest shifted, once read cold."""
+    import llama_cpp
+    import numpy as np
+
+    def last_logits(engine: LlamaEngine) -> object:
+        ptr = llama_cpp.llama_get_logits_ith(engine.llama._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(engine.n_vocab,)).copy()
+
+    shifted = LlamaEngine.load(LoadOptions(path=path, n_ctx=512, n_threads=1))
+    cold = LlamaEngine.load(LoadOptions(path=path, n_ctx=512, n_threads=1))
+    try:
+        tok = shifted.tokenize_text
+        head = [1, *tok("A chat.")]
+        dropped = [*tok(" USER: what is the capital ASSISTANT: hello world"), 2]
+        kept = [*tok(" USER: and the world ASSISTANT: the capital of"), 2]
+        new = tok(" USER: what ASSISTANT:")
+        shifted.llama.eval(head + dropped + kept)
+        assert shifted.drop_cached(len(head), len(head) + len(dropped))
+        shifted.llama.eval(new)
+        cold.llama.eval(head + kept + new)
+        return last_logits(shifted), last_logits(cold)
+    finally:
+        shifted.close()
+        cold.close()
+
+
+def test_a_shifted_cache_answers_as_a_cold_read(tmp_path: Path) -> None:
+    """One layer: a cached key or value depends only on its token and its position, and a
+    shift re-rotates the keys to their new positions -- the logits equal a cold read up to
+    the f16 cache's rounding. Two layers: the kept cells were computed while attending to the
+    dropped tokens (the known cost of shifting instead of re-reading), so the logits differ
+    by more; measured here, and the greedy choice is compared."""
+    import numpy as np
+
+    from tests.tiny_model import write_tiny_llama
+
+    one = _shifted_and_cold_logits(write_tiny_llama(tmp_path / "one.gguf", n_layer=1))
+    two = _shifted_and_cold_logits(write_tiny_llama(tmp_path / "two.gguf", n_layer=2))
+    d1 = float(np.max(np.abs(np.subtract(*one))))  # type: ignore[call-overload]
+    d2 = float(np.max(np.abs(np.subtract(*two))))  # type: ignore[call-overload]
+    print(f"max |logit difference| after a shift: 1 layer {d1:.2e}, 2 layers {d2:.2e}")
+    assert d1 < 2e-2 and np.argmax(one[0]) == np.argmax(one[1])
+    assert d2 > d1

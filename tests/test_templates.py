@@ -34,6 +34,9 @@ class CharTokenizer:
     def special_token(self, special: Special) -> list[int]:
         return {"bos": [-1], "eos": [-2]}.get(special.name, [-3])
 
+    def token_text(self, token: int) -> str:
+        return {-1: "<s>", -2: "</s>", -3: "<special>"}.get(token) or chr(token)
+
 
 def chat(template: str, exchanges: list[tuple[str, str]], history: bool = True) -> Conversation:
     tpl = get_template(template)

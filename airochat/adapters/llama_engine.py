@@ -8,6 +8,7 @@ many prompt tokens were actually evaluated, so tests and `/stats` report observa
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +50,7 @@ class LoadOptions:
     use_mlock: bool = False
     verbose: bool = False
     vocab_only: bool = False  # tokenizer only: for --print-prompt
+    kv_type: str = "f16"  # f16, q8_0 or q4_0 for both K and V
 
 
 class LlamaEngine:
@@ -96,6 +98,7 @@ class LlamaEngine:
                     use_mlock=options.use_mlock,
                     vocab_only=options.vocab_only,
                     verbose=options.verbose,
+                    **_kv_params(options.kv_type),
                 )
 
         try:
@@ -122,6 +125,16 @@ class LlamaEngine:
         if reset:
             self._lib.llama_perf_context_reset(self._ctx)
         return int(self._lib.llama_perf_context(self._ctx).n_eval)
+
+    def read_cold(self, tokens: Sequence[int]) -> float:
+        """Read `tokens` with nothing cached; the seconds it took (for bench)."""
+        self.forget_cache()
+        start = time.perf_counter()
+        try:
+            self._llm.eval(list(tokens))
+        except RuntimeError as exc:
+            raise GenerationError(f"llama.cpp could not read {len(tokens)} tokens: {exc}") from None
+        return time.perf_counter() - start
 
     def forget_cache(self) -> None:
         """Make the next prompt read from scratch (no KV prefix reuse)."""
@@ -218,6 +231,71 @@ class LlamaEngine:
         cb = self._abort_cb if armed else self._no_abort_cb
         self._lib.llama_set_abort_callback(self._ctx, cb, None)
 
+    # -- the KV cache ---------------------------------------------------------------------------
+
+    @property
+    def can_shift(self) -> bool:
+        """Whether llama.cpp can move cached positions (not for some recurrent models)."""
+        mem = self._lib.llama_get_memory(self._ctx)
+        return bool(mem) and bool(self._lib.llama_memory_can_shift(mem))
+
+    def drop_cached(self, start: int, end: int) -> bool:
+        """Forget cached positions [start, end) and shift the later cells back by end - start
+        (llama.cpp re-rotates their keys), keeping llama-cpp-python's record of the cached
+        tokens in step so its prefix match sees the shifted cache."""
+        llm = self._llm
+        cached = llm.n_tokens
+        if not 0 <= start < end <= cached or not self.can_shift:
+            return False
+        mem = self._lib.llama_get_memory(self._ctx)
+        if not self._lib.llama_memory_seq_rm(mem, 0, start, end):
+            return False
+        self._lib.llama_memory_seq_add(mem, 0, end, -1, start - end)
+        kept = llm.input_ids[end:cached].copy()
+        llm.input_ids[start : start + len(kept)] = kept
+        llm.n_tokens = cached - (end - start)
+        return True
+
+    def cache_fingerprint(self) -> dict[str, Any]:
+        """What a saved cache must match to be loaded into this context."""
+        o = self.options
+        return {
+            "model": model_identity(o.path),
+            "llama_cpp_python": str(getattr(self._lib, "__version__", "?")),
+            "context": self.n_ctx,
+            "kv_type": o.kv_type,
+            "rope": [o.rope_freq_scale, o.rope_freq_base],
+        }
+
+    def cached_tokens(self) -> list[int]:
+        """The token ids whose keys and values the context holds now."""
+        return [int(t) for t in self._llm.input_ids[: self._llm.n_tokens]]
+
+    def cache_state(self) -> bytes:
+        """The context's KV cache (sequence 0), as llama.cpp serializes it."""
+        size = self._lib.llama_state_seq_get_size(self._ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        n = self._lib.llama_state_seq_get_data(self._ctx, buf, size, 0)
+        return bytes(buf[:n])
+
+    def restore_cache(self, tokens: Sequence[int], state: bytes) -> bool:
+        """Load a KV cache saved by `cache_state` for `tokens`; False if llama.cpp refuses it
+        (the cache is then empty and the next prompt is read in full)."""
+        llm = self._llm
+        if len(tokens) > len(llm.input_ids):
+            return False
+        buf = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+        read = self._lib.llama_state_seq_set_data(self._ctx, buf, len(state), 0)
+        if read != len(state):
+            self.forget_cache()
+            mem = self._lib.llama_get_memory(self._ctx)
+            self._lib.llama_memory_clear(mem, True)
+            return False
+        llm.input_ids[: len(tokens)] = list(tokens)
+        llm.n_tokens = len(tokens)
+        llm._requires_eval = True  # logits are not part of the state: the next read makes them
+        return True
+
     def request_stop(self) -> None:
         """Stop the prompt read or reply as soon as possible (safe in a signal handler)."""
         self._stop_flag.set()
@@ -234,6 +312,7 @@ class LlamaEngine:
         if params.seed >= 0:
             self._llm.set_seed(params.seed)
         self._stop_flag.clear()
+        self._lib.llama_synchronize(self._ctx)  # count nothing queued before this turn
         self._lib.llama_perf_context_reset(self._ctx)
         run = _Run(ReplyText(self, stop), min(params.max_tokens, self.n_ctx - n_prompt))
         self._abort_hook(True)
@@ -320,6 +399,34 @@ class _Run:
             generated=self.received,
             stopped_by=self.text.stopped_by,
         )
+
+
+# ggml type ids of the KV cache types airochat offers
+_GGML_TYPES = {"f16": 1, "q8_0": 8, "q4_0": 2}
+
+
+def _kv_params(kv_type: str) -> dict[str, Any]:
+    """llama.cpp's type_k/type_v; a quantized V cache needs flash attention."""
+    if kv_type == "f16":
+        return {}
+    ggml_type = _GGML_TYPES[kv_type]
+    return {"type_k": ggml_type, "type_v": ggml_type, "flash_attn": True}
+
+
+def model_identity(path: Path) -> dict[str, Any]:
+    """What tells one model file from another without hashing gigabytes: the sha256 when the
+    file is a Hub blob (named by it), else its size and the sha256 of its first and last MiB."""
+    real = path.resolve()
+    size = real.stat().st_size
+    name = real.name
+    if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+        return {"size": size, "sha256": name}
+    h = hashlib.sha256()
+    with real.open("rb") as fh:
+        h.update(fh.read(1 << 20))
+        fh.seek(max(size - (1 << 20), 0))
+        h.update(fh.read(1 << 20))
+    return {"size": size, "sample_sha256": h.hexdigest()}
 
 
 def _interruptible(load: Callable[[], Llama]) -> Llama:

@@ -23,6 +23,14 @@ def write_ttft_plot(result: dict[str, Any], path: Path) -> None:
     cold = [t["cold_ttft_s"] for t in turns if t.get("cold_ttft_s") is not None]
     if len(cold) == len(turns):
         ax.plot(hist, cold, "s--", label="same prompt read cold (no reuse)")
+    dropped = [(h, t["ttft_s"]) for h, t in zip(hist, turns, strict=True) if t.get("dropped")]
+    if dropped:
+        ax.plot(*zip(*dropped, strict=True), "rx", ms=9, label="after old exchanges were dropped")
+    resume = result.get("resume") or {}
+    if resume:
+        at = resume["history_tokens"]
+        ax.plot([at], [resume["ttft_reread_s"]], "v", label="resumed session, read again")
+        ax.plot([at], [resume["ttft_cached_s"]], "^", label="resumed session, its cache loaded")
     ax.set_xlabel("tokens in the chat before the turn")
     ax.set_ylabel("time to first token (s)")
     ax.set_title(f"{result['model']} · {result['threads']} threads")

@@ -28,7 +28,7 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def _why(exc: OSError) -> str:
+def os_error_reason(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
         return "the disk is full"
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -51,21 +51,21 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)  # the rename itself survives a power cut
+        fsync_dir(path.parent)  # the rename itself survives a power cut
     except OSError as exc:
-        _discard(tmp)
-        raise StorageError(f"cannot save {path}: {_why(exc)}") from None
+        discard_temp(tmp)
+        raise StorageError(f"cannot save {path}: {os_error_reason(exc)}") from None
     except BaseException:
-        _discard(tmp)
+        discard_temp(tmp)
         raise
 
 
-def _discard(tmp: Path) -> None:
+def discard_temp(tmp: Path) -> None:
     with contextlib.suppress(OSError):  # on a read-only disk even this fails
         tmp.unlink(missing_ok=True)
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -21,13 +21,20 @@ def print_bench(r: dict[str, Any], console: Console) -> None:
     head.add_row("overhead", f"{r['overhead'] * 100:+.1f} %")
     head.add_row("last turn: TTFT cold", f"{r['last_turn_cold_ttft_s']:.2f} s")
     head.add_row("peak RSS", f"{r['peak_rss_bytes'] / 2**20:.0f} MiB")
+    resume = r.get("resume") or {}
+    if resume:
+        head.add_row(
+            f"resume a {resume['history_tokens']}-token chat: TTFT",
+            f"{resume['ttft_cached_s']:.2f} s with its cache, {resume['ttft_reread_s']:.2f} s "
+            "read again",
+        )
     console.print(head)
-    turns = Table(title="per turn")
+    turns = Table(title="per turn (* after old exchanges were dropped)")
     for col in ("turn", "history tokens", "new tokens read", "TTFT s", "decode tok/s", "generated"):
         turns.add_column(col, justify="right")
     for t in r["turns"]:
         turns.add_row(
-            str(t["turn"]),
+            f"{t['turn']}{'*' if t.get('dropped') else ''}",
             str(t["history_tokens"]),
             str(t["prompt_eval_tokens"]),
             f"{t['ttft_s']:.3f}",
@@ -70,7 +77,7 @@ def print_info(d: dict[str, Any], console: Console) -> None:
         ("template", f"{d['template']} ({d['template_reason']})"),
         ("special tokens", specials or "-"),
         ("end of turn", ", ".join(d["end_of_turn_tokens"]) or "-"),
-        ("KV cache", f"{d['kv_bytes_per_token'] / 1024:.1f} KiB per token"),
+        ("KV cache", f"{d['kv_type']}, {d['kv_bytes_per_token'] / 1024:.1f} KiB per token"),
         ("memory, CPU only", _size(d["memory"]["cpu_only"]["ram_bytes"]) + " RAM"),
         (
             "memory, chosen",

@@ -15,10 +15,12 @@ from airochat.cli.options import (
     CtxOpt,
     DebugOpt,
     GpuLayersOpt,
+    KvTypeOpt,
     MaxTokensOpt,
     MlockOpt,
     ModelArg,
     NoMmapOpt,
+    NoSessionCacheOpt,
     RepeatOpt,
     RopeBaseOpt,
     RopeScaleOpt,
@@ -63,6 +65,8 @@ def _settings(
     rope_freq_base: float | None,
     mlock: bool,
     no_mmap: bool,
+    kv_type: str | None,
+    no_session_cache: bool,
     history: bool | None = None,
 ) -> Settings:
     """Settings from the options `run` and `ask` share (None: not given on the command line)."""
@@ -81,6 +85,8 @@ def _settings(
         rope_freq_base=rope_freq_base,
         mlock=True if mlock else None,
         mmap=False if no_mmap else None,
+        kv_type=kv_type,
+        session_cache=False if no_session_cache else None,
         history=history,
     )
 
@@ -136,6 +142,8 @@ def run(
     rope_freq_base: RopeBaseOpt = None,
     mlock: MlockOpt = False,
     no_mmap: NoMmapOpt = False,
+    kv_type: KvTypeOpt = None,
+    no_session_cache: NoSessionCacheOpt = False,
     no_history: Annotated[
         bool,
         typer.Option("--no-history", help="every turn stands alone (system + message)", metavar=""),
@@ -173,8 +181,8 @@ def run(
             )
         settings = _settings(
             template, temperature, top_p, top_k, repeat_penalty, max_tokens, seed, ctx,
-            threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap,
-            history=False if no_history else None,
+            threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap, kv_type,
+            no_session_cache, history=False if no_history else None,
         )  # fmt: skip
         from airochat.adapters import locations
         from airochat.adapters.reply_views import choose_view
@@ -204,7 +212,8 @@ def run(
             io.notice(line)
         io.notice(ready.header() + " · /help for commands, Ctrl-D to leave")
         try:
-            Repl(chat, io, session, settings.show_stats and not no_stats).run()
+            stats = settings.show_stats and not no_stats
+            Repl(chat, io, session, stats, ready.cache_max_bytes).run()
         finally:
             ready.close()
 
@@ -234,6 +243,8 @@ def ask(
     rope_freq_base: RopeBaseOpt = None,
     mlock: MlockOpt = False,
     no_mmap: NoMmapOpt = False,
+    kv_type: KvTypeOpt = None,
+    no_session_cache: NoSessionCacheOpt = False,
     context: Annotated[
         list[str] | None,
         typer.Option(
@@ -286,7 +297,8 @@ def ask(
     with errors_to_exit(debug):
         settings = _settings(
             template, temperature, top_p, top_k, repeat_penalty, max_tokens, seed, ctx,
-            threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap,
+            threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap, kv_type,
+            no_session_cache,
         )  # fmt: skip
         from airochat.services.messages import MessageSpec, build_message
 
@@ -316,7 +328,7 @@ def ask(
         try:
             for line in ready.notes:
                 note(line)
-            _ask(ready.chat, text, spec, print_prompt, as_json, session)
+            _ask(ready.chat, text, spec, print_prompt, as_json, session, ready.cache_max_bytes)
         finally:
             ready.close()
 
@@ -345,8 +357,9 @@ def _ask(
     print_prompt: bool,
     as_json: bool,
     session: Path | None,
+    cache_max_bytes: int | None,
 ) -> None:
-    from airochat.services import session_file
+    from airochat.services import session_cache, session_file
 
     if print_prompt:
         _print_prompt(chat, text, as_json)
@@ -359,6 +372,10 @@ def _ask(
     finally:
         if session is not None and chat.started:
             session_file.save(chat, session)
+            if cache_max_bytes is not None:
+                said = session_cache.save(chat, session, cache_max_bytes)
+                if said:
+                    note(said)
 
 
 def _print_prompt(chat: Chat, text: str, as_json: bool) -> None:

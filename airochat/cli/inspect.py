@@ -13,6 +13,7 @@ from airochat.cli.options import (
     CtxOpt,
     DebugOpt,
     GpuLayersOpt,
+    KvTypeOpt,
     ModelArg,
     ThreadsOpt,
     VerboseOpt,
@@ -36,6 +37,7 @@ def bench(
     threads: ThreadsOpt = None,
     ctx: CtxOpt = None,
     gpu_layers: GpuLayersOpt = None,
+    kv_type: KvTypeOpt = None,
     seed: Annotated[
         int, typer.Option("--seed", help="fixed for repeatable runs", metavar="N")
     ] = 42,
@@ -55,7 +57,9 @@ def bench(
         from airochat.services.bench import run_bench
         from airochat.services.launch import ChatRequest, open_chat
 
-        settings = settings_from(threads=threads, ctx=ctx, seed=seed, gpu_layers=gpu_layers)
+        settings = settings_from(
+            threads=threads, ctx=ctx, seed=seed, gpu_layers=gpu_layers, kv_type=kv_type
+        )
         err = make_console(stderr=True)
         ready = open_chat(ChatRequest(model or settings.model, settings, verbose=verbose))
         try:
@@ -91,6 +95,7 @@ def info(
     ],
     ctx: CtxOpt = None,
     gpu_layers: GpuLayersOpt = None,
+    kv_type: KvTypeOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="one JSON object on stdout", metavar="")
     ] = False,
@@ -100,7 +105,7 @@ def info(
     with errors_to_exit(debug):
         from airochat.services.info import model_info
 
-        data = model_info(settings_from(ctx=ctx, gpu_layers=gpu_layers), model)
+        data = model_info(settings_from(ctx=ctx, gpu_layers=gpu_layers, kv_type=kv_type), model)
         if as_json:
             typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         else:

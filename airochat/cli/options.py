@@ -64,3 +64,13 @@ SceneOpt = Annotated[
         "--scene", help="a roleplay scene file (YAML)", show_default=False, metavar="FILE"
     ),
 ]
+KvTypeOpt = Annotated[
+    str | None,
+    typer.Option("--kv-type", help="KV cache type: f16 (default), q8_0, q4_0", metavar="TYPE"),
+]
+NoSessionCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-session-cache", help="do not keep the model's cache beside --session", metavar=""
+    ),
+]

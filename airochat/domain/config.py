@@ -11,6 +11,9 @@ import tomllib
 
 from airochat.errors import ConfigError
 
+# KV cache types llama.cpp offers that are worth their trade: bytes per element, for planning.
+KV_TYPES = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
+
 
 @dataclass(frozen=True)
 class Sampling:
@@ -51,9 +54,12 @@ class Settings:
     rope_freq_base: float = 0.0
     mmap: bool = True
     mlock: bool = False
+    kv_type: str = "f16"
     input_history: bool = True
     markdown: bool = True
     show_stats: bool = True
+    session_cache: bool = True
+    session_cache_max_mb: int = 2048
     sampling: Sampling = field(default_factory=Sampling)
 
     def validate(self) -> None:
@@ -64,6 +70,10 @@ class Settings:
             raise ConfigError("threads must be >= 0 (0 = physical cores)")
         if self.rope_scale < 0 or self.rope_freq_base < 0:
             raise ConfigError("rope_scale and rope_freq_base must be >= 0 (0 = the model's)")
+        if self.kv_type not in KV_TYPES:
+            raise ConfigError(f"kv_type is one of {', '.join(KV_TYPES)}, not {self.kv_type!r}")
+        if self.session_cache_max_mb < 0:
+            raise ConfigError("session_cache_max_mb must be >= 0")
         g = self.gpu_layers.strip().lower()
         if not (g in ("auto", "all") or g.isdigit()):
             raise ConfigError(f"gpu_layers takes a number, auto or all, not {self.gpu_layers!r}")

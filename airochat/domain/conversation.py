@@ -26,7 +26,9 @@ def tidy_message(text: str) -> str:
 @dataclass
 class Turn:
     """One exchange. `prompt` is the turn's own part of the prompt (with the system prompt when it
-    opened the context), `reply_tokens` what the model generated, `end` what closes the reply."""
+    opened the context), `reply_tokens` what the model generated, `end` what closes the reply.
+    `head` is set when the turn opens the chat and its prompt tokens are `head` + the tokens the
+    same message has as a later turn (see `Conversation.opening`)."""
 
     message: str
     prompt: list[Segment]
@@ -37,6 +39,7 @@ class Turn:
     end_tokens: list[int] = field(default_factory=list)
     finish_reason: str = ""
     reply_prefix: str = ""
+    head: list[int] | None = None
 
     @property
     def complete(self) -> bool:
@@ -49,6 +52,29 @@ class Turn:
         return (
             render([*self.prompt, self.reply, *self.end]) if self.complete else render(self.prompt)
         )
+
+
+def _spelled(segment: Segment, first: bool) -> str:
+    """A segment's text as `render` spells it (BOS is silent only at the very start)."""
+    return render([segment]) if first else render(["", segment])
+
+
+def _without_suffix(segments: list[Segment], suffix: str) -> list[Segment] | None:
+    """`segments` less a rendered text `suffix` taken off their end, or None when they do not
+    end with it. A text segment may be cut; a special token may not."""
+    rest = suffix
+    for i in range(len(segments) - 1, -1, -1):
+        if not rest:
+            return segments[: i + 1]
+        seg = segments[i]
+        text = _spelled(seg, i == 0)
+        if rest.endswith(text):
+            rest = rest[: len(rest) - len(text)]
+        elif isinstance(seg, str) and text.endswith(rest):
+            return [*segments[:i], seg[: len(seg) - len(rest)]]
+        else:
+            return None
+    return [] if not rest else None
 
 
 @dataclass
@@ -66,10 +92,38 @@ class Conversation:
             return self.turns
         return self.turns[-1:]
 
-    def _segments(self, message: str, opens: bool) -> list[Segment]:
+    def _segments(self, message: str, opens: bool, reply_prefix: str) -> list[Segment]:
         if opens:
-            return self.template.first_turn(self.system, message)
-        return self.template.next_turn(message)
+            segments = self.template.first_turn(self.system, message)
+        else:
+            segments = self.template.next_turn(message)
+        if reply_prefix:
+            if segments and isinstance(segments[-1], str):
+                segments[-1] += reply_prefix
+            else:
+                segments.append(reply_prefix)
+        return segments
+
+    def opening(
+        self, message: str, reply_prefix: str, tokenizer: Tokenizer
+    ) -> tuple[list[Segment], list[int], list[int] | None]:
+        """The chat's first turn: segments, tokens, and the head.
+
+        When the first turn's text is some head text followed by exactly the text this message
+        has as a later turn (the airoboros formats: `{system} ` + `USER: ... ASSISTANT: `), it
+        is tokenized as head + the later-turn tokens. The text is byte for byte the same; what
+        it buys is that dropping the oldest exchanges never changes the tokens of those that
+        stay -- the next one becomes head + its own tokens -- so the KV cache of what stays can
+        be shifted instead of read again. Otherwise (llama-2's `[INST] <<SYS>>` first turn) the
+        whole turn is tokenized at once and the head is None."""
+        segments = self._segments(message, True, reply_prefix)
+        block = encode(self._segments(message, False, reply_prefix), tokenizer)
+        spelled = "".join(tokenizer.token_text(t) for t in block)
+        head = _without_suffix(segments, spelled) if spelled else None
+        if head is None:
+            return segments, encode(segments, tokenizer), None
+        head_tokens = encode(head, tokenizer)
+        return segments, head_tokens + block, head_tokens
 
     def begin_turn(
         self,
@@ -83,32 +137,28 @@ class Conversation:
         `opens`: render it as the chat's first turn (default: when it would be)."""
         if opens is None:
             opens = not self.history or not self.turns
-        segments = self._with_prefix(self._segments(message, opens), reply_prefix)
-        turn = Turn(message=message, prompt=segments, prompt_tokens=encode(segments, tokenizer))
+        if opens:
+            segments, tokens, head = self.opening(message, reply_prefix, tokenizer)
+        else:
+            segments = self._segments(message, False, reply_prefix)
+            tokens, head = encode(segments, tokenizer), None
+        turn = Turn(message=message, prompt=segments, prompt_tokens=tokens, head=head)
         turn.reply_prefix = reply_prefix
         return turn
 
-    @staticmethod
-    def _with_prefix(segments: list[Segment], reply_prefix: str) -> list[Segment]:
-        if reply_prefix:
-            if segments and isinstance(segments[-1], str):
-                segments[-1] += reply_prefix
-            else:
-                segments.append(reply_prefix)
-        return segments
+    def _reopen(self, turn: Turn, opens: bool, tokenizer: Tokenizer) -> None:
+        fresh = self.begin_turn(turn.message, tokenizer, turn.reply_prefix, opens)
+        turn.prompt, turn.prompt_tokens, turn.head = fresh.prompt, fresh.prompt_tokens, fresh.head
 
     def opening_tokens(self, turn: Turn, tokenizer: Tokenizer) -> list[int]:
         """The prompt tokens `turn` would have if it opened the chat."""
-        segments = self._with_prefix(self._segments(turn.message, True), turn.reply_prefix)
-        return encode(segments, tokenizer)
+        return self.opening(turn.message, turn.reply_prefix, tokenizer)[1]
 
     def rebuild(self, tokenizer: Tokenizer) -> None:
         """Re-render every turn's template parts (after a system prompt, template or memory
         change). Replies keep the token ids the model generated."""
         for i, turn in enumerate(self.turns):
-            opens = not self.history or i == 0
-            turn.prompt = self._with_prefix(self._segments(turn.message, opens), turn.reply_prefix)
-            turn.prompt_tokens = encode(turn.prompt, tokenizer)
+            self._reopen(turn, not self.history or i == 0, tokenizer)
             turn.end = self.template.end_of_reply()
             turn.end_tokens = encode(turn.end, tokenizer)
 
@@ -117,11 +167,7 @@ class Conversation:
         and all)."""
         dropped, self.turns = self.turns[:count], self.turns[count:]
         if self.turns:
-            first = self.turns[0]
-            first.prompt = self._with_prefix(
-                self._segments(first.message, True), first.reply_prefix
-            )
-            first.prompt_tokens = encode(first.prompt, tokenizer)
+            self._reopen(self.turns[0], True, tokenizer)
         return dropped
 
     def extend_last_reply(self, text: str, tokens: list[int]) -> None:

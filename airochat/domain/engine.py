@@ -5,7 +5,7 @@ know its special tokens, turn ids back into bytes, and generate from a list of i
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from airochat.domain.config import Sampling
 from airochat.domain.events import EngineEvent
@@ -40,6 +40,10 @@ class Engine(Protocol):
         """The ids of a special token (`[]` when the model does not use it, e.g. no BOS)."""
         ...
 
+    def token_text(self, token: int) -> str:
+        """A token's text as the model reads it, special tokens spelled out (`</s>`)."""
+        ...
+
     def piece(self, token: int) -> bytes:
         """A token's raw bytes, as the model reads them (a leading space included)."""
         ...
@@ -53,8 +57,35 @@ class Engine(Protocol):
         `stop` strings end the reply and are not part of it."""
         ...
 
+    @property
+    def can_shift(self) -> bool:
+        """Whether `drop_cached` can work on this model at all."""
+        ...
+
+    def drop_cached(self, start: int, end: int) -> bool:
+        """Forget cached positions [start, end) and shift the later ones back, so a prompt
+        that no longer holds those tokens still reuses the cache of what follows them. False
+        when this engine cannot (it then reads the prompt again)."""
+        ...
+
     def request_stop(self) -> None:
         """Stop the prompt read or the reply as soon as possible (safe in a signal handler)."""
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class KeepsCache(Protocol):
+    """An engine whose KV cache can be saved with a session and loaded back (llama.cpp in this
+    process), so a resumed chat reads only its new turn."""
+
+    def cache_fingerprint(self) -> dict[str, Any]:
+        """What a saved cache must match: model, build, context size, KV type, RoPE."""
+        ...
+
+    def cached_tokens(self) -> list[int]: ...
+
+    def cache_state(self) -> bytes: ...
+
+    def restore_cache(self, tokens: Sequence[int], state: bytes) -> bool: ...

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 MiB = 1 << 20
 GiB = 1 << 30
-KV_BYTES = 2  # llama.cpp's default KV cache type is f16
+KV_BYTES = 2.0  # llama.cpp's default KV cache type is f16 (per element)
 N_UBATCH = 512  # llama.cpp's default micro-batch: sizes the compute buffer
 _LAYER = re.compile(r"^blk\.(\d+)\.")
 
@@ -42,8 +42,12 @@ def _int(meta: dict[str, object], key: str, default: int = 0) -> int:
 
 
 def shape_from_gguf(
-    meta: dict[str, object], tensors: Iterable[tuple[str, int]], n_vocab: int
+    meta: dict[str, object],
+    tensors: Iterable[tuple[str, int]],
+    n_vocab: int,
+    kv_bytes: float = KV_BYTES,
 ) -> ModelShape:
+    """The model's sizes; `kv_bytes` per cached element (f16 2, q8_0 1.06, q4_0 0.56)."""
     arch = str(meta.get("general.architecture", ""))
     n_layer = _int(meta, f"{arch}.block_count")
     n_embd = _int(meta, f"{arch}.embedding_length")
@@ -66,7 +70,7 @@ def shape_from_gguf(
         layer_bytes=tuple(layers),
         output_bytes=output,
         other_bytes=other,
-        kv_bytes_per_token=n_layer * n_head_kv * (k_len + v_len) * KV_BYTES,
+        kv_bytes_per_token=int(n_layer * n_head_kv * (k_len + v_len) * kv_bytes),
         n_embd=n_embd,
         n_ff=_int(meta, f"{arch}.feed_forward_length"),
         n_vocab=n_vocab,

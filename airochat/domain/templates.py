@@ -220,11 +220,14 @@ def render(segments: Sequence[Segment]) -> str:
 
 
 class Tokenizer(Protocol):
-    """What a template needs from a model to turn segments into token ids."""
+    """What a template needs from a model to turn segments into token ids (and back into the
+    text the model reads, special tokens spelled out)."""
 
     def tokenize_text(self, text: str) -> list[int]: ...
 
     def special_token(self, special: Special) -> list[int]: ...
+
+    def token_text(self, token: int) -> str: ...
 
 
 def encode(segments: Sequence[Segment], tokenizer: Tokenizer) -> list[int]:

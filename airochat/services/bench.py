@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from airochat.adapters.llama_engine import LlamaEngine
-from airochat.domain.events import Done
+from airochat.domain.events import Done, Notice
 from airochat.domain.templates import render
 from airochat.errors import UsageError
+from airochat.services import session_cache, session_file
 from airochat.services.chat import Chat
 
 SCRIPT = [
@@ -37,6 +40,7 @@ class BenchTurn:
     prompt_eval_tokens: int
     generated: int
     cold_ttft_s: float | None = None  # the same prompt read without the KV cache (--plot)
+    dropped: str = ""  # the notice when old exchanges were dropped before this turn
 
 
 @dataclass
@@ -53,6 +57,7 @@ class BenchResult:
     peak_rss_bytes: int
     last_turn_cold_ttft_s: float
     turns: list[BenchTurn] = field(default_factory=list)
+    resume: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,11 +84,13 @@ def _baseline(engine: LlamaEngine, chat: Chat, reply_tokens: int) -> float:
     tpl = chat.template
     n_decoded, decode_time = 0, 0.0
     engine.forget_cache()
-    for i, message in enumerate(SCRIPT[: len(chat.conversation.turns)]):
+    for i, message in enumerate(SCRIPT[: min(len(SCRIPT), len(chat.conversation.turns))]):
         turn = (
             tpl.first_turn(chat.conversation.system, message) if i == 0 else tpl.next_turn(message)
         )
         transcript += render(turn)
+        if len(llm.tokenize(transcript.encode())) + reply_tokens >= engine.n_ctx:
+            break  # a plain completion has no way to drop old turns: measure what fits
         first = last = 0.0
         count = 0
         reply = ""
@@ -113,6 +120,41 @@ def _baseline(engine: LlamaEngine, chat: Chat, reply_tokens: int) -> float:
     return n_decoded / decode_time if decode_time else 0.0
 
 
+def _play(chat: Chat, script: list[str], progress: Callable[[str], None]) -> _Played:
+    """The scripted chat through the chat service, as a user's would go."""
+    played = _Played()
+    for i, message in enumerate(script, start=1):
+        progress(f"turn {i}/{len(script)}")
+        history = len(chat.conversation.tokens())
+        events = list(chat.send(message))
+        done = next(e for e in events if isinstance(e, Done))
+        dropped = " ".join(e.text for e in events if isinstance(e, Notice))
+        if done.generated > 1:
+            played.decoded += done.generated - 1
+            played.decode_s += done.decode_s
+        played.prompts.append(chat.conversation.tokens()[: -_last_reply_len(chat)])
+        played.turns.append(
+            BenchTurn(
+                i,
+                history,
+                done.ttft_s,
+                done.tokens_per_s,
+                done.prompt_eval_tokens,
+                done.generated,
+                dropped=dropped,
+            )
+        )
+    return played
+
+
+@dataclass
+class _Played:
+    turns: list[BenchTurn] = field(default_factory=list)
+    prompts: list[list[int]] = field(default_factory=list)
+    decoded: int = 0
+    decode_s: float = 0.0
+
+
 def run_bench(
     chat: Chat,
     turns: int,
@@ -124,39 +166,20 @@ def run_bench(
     if not isinstance(engine, LlamaEngine):
         raise UsageError("bench compares against bare llama-cpp-python: it needs a local model")
     chat.set_sampling(max_tokens=reply_tokens)
-    script = (SCRIPT * (turns // len(SCRIPT) + 1))[:turns]
-    results: list[BenchTurn] = []
-    n_decoded, decode_time = 0, 0.0
-    for i, message in enumerate(script, start=1):
-        progress(f"turn {i}/{turns}")
-        history = len(chat.conversation.tokens())
-        done = [e for e in chat.send(message) if isinstance(e, Done)][-1]
-        if done.generated > 1:
-            n_decoded += done.generated - 1
-            decode_time += done.decode_s
-        results.append(
-            BenchTurn(
-                i, history, done.ttft_s, done.tokens_per_s, done.prompt_eval_tokens, done.generated
-            )
-        )
+    played = _play(chat, (SCRIPT * (turns // len(SCRIPT) + 1))[:turns], progress)
     history_tokens = chat.conversation.tokens()
     progress("reading the whole history cold")
-    engine.forget_cache()
-    start = time.perf_counter()
-    engine.llama.eval(history_tokens)
-    prompt_tps = len(history_tokens) / (time.perf_counter() - start)
-    last_prompt = history_tokens[: len(history_tokens) - _last_reply_len(chat)]
-    last_cold = _cold_ttft(engine, chat, last_prompt)
+    prompt_tps = len(history_tokens) / engine.read_cold(history_tokens)
+    last_cold = _cold_ttft(engine, chat, played.prompts[-1])
     if plot:
         progress("cold reads per turn (for the plot)")
-        offset = 0
-        for res, turn in zip(results, chat.conversation.turns, strict=True):
-            offset += len(turn.prompt_tokens)
-            res.cold_ttft_s = _cold_ttft(engine, chat, history_tokens[:offset])
-            offset += len(turn.reply_tokens) + len(turn.end_tokens)
+        for res, prompt in zip(played.turns, played.prompts, strict=True):
+            res.cold_ttft_s = _cold_ttft(engine, chat, prompt)
+    progress("resume: the chat saved and loaded, with and without its cache")
+    resume = _resume(chat, engine)
     progress("baseline: the same chat through bare llama-cpp-python")
     baseline = _baseline(engine, chat, reply_tokens)
-    decode_tps = n_decoded / decode_time if decode_time else 0.0
+    decode_tps = played.decoded / played.decode_s if played.decode_s else 0.0
     return BenchResult(
         model=chat.model_name,
         threads=engine.options.n_threads,
@@ -169,8 +192,37 @@ def run_bench(
         overhead=1 - decode_tps / baseline if baseline else 0.0,
         peak_rss_bytes=_peak_rss(),
         last_turn_cold_ttft_s=last_cold,
-        turns=results,
+        turns=played.turns,
+        resume=resume,
     )
+
+
+def _resume(chat: Chat, engine: LlamaEngine) -> dict[str, Any]:
+    """A saved chat resumed by a new process: the first turn after loading, once reading the
+    whole chat again and once from the KV cache saved beside the session."""
+    out: dict[str, Any] = {"history_tokens": len(chat.conversation.tokens())}
+    with tempfile.TemporaryDirectory(prefix="airochat-bench-") as tmp:
+        path = Path(tmp) / "bench-session.json"
+        session_file.save(chat, path)
+        session_cache.save(chat, path, 1 << 40)
+        out["cache_bytes"] = session_cache.size(path) or 0
+        for label, with_cache in (("reread", False), ("cached", True)):
+            engine.forget_cache()
+            probe = Chat(
+                engine,
+                chat.template,
+                chat.conversation.system,
+                chat.sampling,
+                model_name=chat.model_name,
+                templates=chat.templates,
+            )
+            session_file.load(probe, path)
+            if with_cache:
+                session_cache.load(probe, path)
+            done = next(e for e in probe.send("Go on.") if isinstance(e, Done))
+            out[f"ttft_{label}_s"] = done.ttft_s
+            out[f"read_{label}"] = done.prompt_eval_tokens
+    return out
 
 
 def _last_reply_len(chat: Chat) -> int:

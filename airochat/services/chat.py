@@ -20,7 +20,7 @@ from airochat.domain.conversation import Conversation, Turn, tidy_message
 from airochat.domain.engine import Engine
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.domain.scene import Scene
-from airochat.domain.templates import Template, get_template, render
+from airochat.domain.templates import Template, encode, get_template, render
 from airochat.errors import ContextOverflowError, Terminated, UsageError
 
 
@@ -125,9 +125,12 @@ class Chat:
     def started(self) -> bool:
         return bool(self.conversation.turns)
 
+    def _end_len(self) -> int:
+        return len(encode(self.template.end_of_reply(), self.engine))
+
     def reply_budget(self) -> int:
-        """Room kept for the reply when fitting the chat into the context."""
-        return min(self.sampling.max_tokens, self.engine.n_ctx // 2)
+        """Room kept for the reply, and the tokens that close it, when fitting the chat."""
+        return min(self.sampling.max_tokens, self.engine.n_ctx // 2) + self._end_len()
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -149,23 +152,26 @@ class Chat:
         conv = self.conversation
         removed = conv.undo() if replaces_last else None
         try:
-            turn, dropped = self._fit(plan)
+            turn, notice = self._fit(plan)
         except BaseException:
             if removed is not None:
                 conv.turns.append(removed)  # a refused resend leaves the chat as it was
             raise
-        return self._stream(plan, turn, dropped)
+        return self._stream(plan, turn, notice)
 
-    def _stream(self, plan: TurnPlan, turn: Turn, dropped: int) -> Iterator[ChatEvent]:
+    def _stream(self, plan: TurnPlan, turn: Turn, notice: Notice | None) -> Iterator[ChatEvent]:
         self.policy.commit(plan)
-        if dropped:
-            yield Notice(f"context full: dropped the {dropped} oldest exchange(s) to continue")
+        if notice is not None:
+            yield notice
         prompt = self.conversation.prompt_tokens(turn)
         if plan.reply_prefix:  # a scene's speaker: in the prompt, and shown with the reply
             yield TextChunk(plan.reply_prefix)
         done: Done | None = None
+        # The reply and the tokens that will close it must both fit what the prompt leaves.
+        room = self.engine.n_ctx - len(prompt) - self._end_len()
+        sampling = replace(self.sampling, max_tokens=max(1, min(self.sampling.max_tokens, room)))
         with _stops_on_signals(self.engine) as stopper:
-            for event in self.engine.generate(prompt, self.sampling, self.stops(plan)):
+            for event in self.engine.generate(prompt, sampling, self.stops(plan)):
                 if isinstance(event, Done):
                     self.conversation.finish_turn(
                         turn, event.text, event.tokens, event.finish_reason, self.engine
@@ -181,37 +187,63 @@ class Chat:
     def stops(self, plan: TurnPlan) -> list[str]:
         return list(dict.fromkeys([*self.template.stop, *plan.stops]))
 
-    def _fit(self, plan: TurnPlan) -> tuple[Turn, int]:
-        """The new turn and how many of the oldest exchanges must go so that the prompt and the
-        reply budget fit the context. Decided before anything is dropped: a message too big
-        for the context even alone raises and leaves the chat whole."""
+    def _fit(self, plan: TurnPlan) -> tuple[Turn, Notice | None]:
+        """The new turn, after dropping the oldest exchanges so that the prompt and the reply
+        budget fit the context. Decided before anything is dropped: a message too big for the
+        context even alone raises and leaves the chat whole."""
         conv, n_ctx = self.conversation, self.engine.n_ctx
         self._judge_size(plan.message)
         turn = conv.begin_turn(plan.message, self.engine, plan.reply_prefix)
         if not conv.history or not conv.turns:
             self._check_alone(len(turn.prompt_tokens))
-            return turn, 0
+            return turn, None
         sizes = [len(t.tokens()) for t in conv.turns]
         own = len(turn.prompt_tokens)
         if sum(sizes) + own + self.reply_budget() <= n_ctx:
-            return turn, 0
+            return turn, None
         opener = conv.begin_turn(plan.message, self.engine, plan.reply_prefix, opens=True)
         self._check_alone(len(opener.prompt_tokens))
-        drop = self._how_many_to_drop(sizes, own)
-        conv.drop_oldest(drop, self.engine)
-        return conv.begin_turn(plan.message, self.engine, plan.reply_prefix), drop
+        # Shifting the cache makes a drop cheap: drop as little as needed. Without it, what
+        # stays is read again, so free a quarter of the context at once to do that rarely.
+        shifts = conv.turns[0].head is not None and self.engine.can_shift
+        count = self._how_many_to_drop(sizes, own, 0 if shifts else n_ctx // 4)
+        notice = self._drop(count, quarter=not shifts)
+        return conv.begin_turn(plan.message, self.engine, plan.reply_prefix), notice
 
-    def _how_many_to_drop(self, sizes: list[int], own: int) -> int:
-        """The fewest oldest exchanges to drop (the next one then opens the chat, its prompt
-        re-rendered with the system prompt)."""
+    def _how_many_to_drop(self, sizes: list[int], own: int, extra: int) -> int:
+        """The fewest oldest exchanges to drop so that the rest, the new message, the reply
+        budget and `extra` free tokens fit (the next exchange then opens the chat)."""
         conv, budget, n_ctx = self.conversation, self.reply_budget(), self.engine.n_ctx
         for k in range(1, len(sizes)):
             first = conv.turns[k]
             opening = len(conv.opening_tokens(first, self.engine))
             total = opening - len(first.prompt_tokens) + sum(sizes[k:]) + own
-            if total + budget <= n_ctx:
+            if total + budget + extra <= n_ctx:
                 return k
         return len(sizes)
+
+    def _drop(self, count: int, quarter: bool) -> Notice:
+        """Drop the oldest `count` exchanges; keep the KV cache of the rest by shifting it."""
+        conv = self.conversation
+        old_head = conv.turns[0].head
+        cut = sum(len(t.tokens()) for t in conv.turns[:count])
+        conv.drop_oldest(count, self.engine)
+        said = f"context full: dropped the {count} oldest exchange(s)"
+        said += ", freeing a quarter of the context" if quarter else ""
+        if not conv.turns:
+            return Notice(said)
+        kept = sum(len(t.tokens()) for t in conv.turns) - len(conv.turns[0].head or [])
+        if old_head is None or conv.turns[0].head != old_head:
+            why = "this template's first turn is not the later turns' shape"
+        elif not self.engine.can_shift:
+            why = "this model cannot shift its cache"
+        elif self.engine.drop_cached(len(old_head), cut):
+            return Notice(f"{said}; the cache of the {kept} tokens that stay was kept")
+        else:
+            why = "the cache did not hold them"
+        return Notice(
+            f"{said} (a quarter of the context); the {kept} tokens that stay are read again: {why}"
+        )
 
     def _judge_size(self, message: str) -> None:
         """Refuse a message that cannot fit from its size alone: no token stands for more
@@ -228,7 +260,7 @@ class Chat:
             )
 
     def _check_alone(self, size: int) -> None:
-        if size >= self.engine.n_ctx:
+        if size + self._end_len() + 1 > self.engine.n_ctx:  # no room for a one-token reply
             raise ContextOverflowError(
                 f"this message is {size} tokens with the system prompt; the context holds "
                 f"{self.engine.n_ctx} (raise --ctx or send less); the chat is unchanged"

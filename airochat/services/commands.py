@@ -15,7 +15,7 @@ from airochat.domain.closed_context import Document, closed_context, document_fr
 from airochat.domain.config import Sampling
 from airochat.domain.events import ChatEvent
 from airochat.errors import AirochatError, UsageError
-from airochat.services import session_file
+from airochat.services import session_cache, session_file
 from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
 from airochat.services.roleplay import SceneTurns
@@ -34,6 +34,7 @@ class Commands:
         self.session_path = session_path
         self.staged: list[Document] = []  # closed-context documents for the next message
         self.show_stats = True
+        self.cache_max_bytes: int | None = None  # /save writes the KV cache beside the file
 
     def names(self) -> list[str]:
         return sorted(n[4:] for n in dir(self) if n.startswith("cmd_"))
@@ -146,6 +147,9 @@ class Commands:
         """Last reply: tokens, time to first token, tokens/s; the chat: context used."""
         st = self.chat.stats()
         used = f"context {st.context_used} of {st.context_size} tokens"
+        kept = session_cache.size(self.session_path) if self.session_path else None
+        if kept is not None:
+            used += f" · model cache saved with the session: {kept / 2**20:.1f} MiB"
         if st.last is None:
             self.io.show(f"no reply yet · {used}")
             return False
@@ -221,6 +225,10 @@ class Commands:
             raise UsageError("usage: /save FILE")
         session_file.save(self.chat, path)
         self.io.notice(f"Saved {len(self.chat.conversation.turns)} exchange(s) to {path}")
+        if self.cache_max_bytes is not None:
+            note = session_cache.save(self.chat, path, self.cache_max_bytes)
+            if note:
+                self.io.notice(note)
         return False
 
     def cmd_load(self, arg: str) -> bool:

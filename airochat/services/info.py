@@ -54,6 +54,7 @@ def model_info(settings: Settings, ref: str) -> dict[str, Any]:
         "has_chat_template": h.chat_template is not None,
         "special_tokens": specials,
         "end_of_turn_tokens": eog,
+        "kv_type": plan.kv_type,
         "kv_bytes_per_token": plan.shape.kv_bytes_per_token,
         "memory": {
             "cpu_only": {"ram_bytes": cpu.ram_bytes},

@@ -17,7 +17,7 @@ from airochat.domain.config import Settings
 from airochat.domain.engine import Engine
 from airochat.domain.scene import Scene
 from airochat.domain.templates import Template
-from airochat.services import loader, session_file
+from airochat.services import loader, session_cache, session_file
 from airochat.services.chat import Chat, TurnPolicy
 from airochat.services.resolve import Fetch
 from airochat.services.roleplay import SceneTurns
@@ -45,6 +45,7 @@ class ReadyChat:
     engine: Engine
     notes: list[str] = field(default_factory=list)  # said once at start (context capped, ...)
     lock: SessionLock | None = None
+    cache_max_bytes: int | None = None  # the KV cache is kept with the session (None: not)
 
     def header(self) -> str:
         """One line about what is running, for the REPL's start."""
@@ -52,9 +53,10 @@ class ReadyChat:
         memory = "on" if chat.conversation.history else "off (--no-history)"
         offload = plan.offload.n_gpu_layers
         where = f"{offload} GPU layers" if offload else "CPU"
+        kv = "" if self.plan.kv_type == "f16" else f" · KV {self.plan.kv_type}"
         return (
             f"{plan.model.name} · template {chat.template.name} · context {chat.engine.n_ctx}"
-            f" · {where}, {plan.threads} threads · memory {memory}"
+            f"{kv} · {where}, {plan.threads} threads · memory {memory}"
         )
 
     def close(self) -> None:
@@ -91,6 +93,8 @@ def open_chat(request: ChatRequest) -> ReadyChat:
             policy=policy,
         )
         ready = ReadyChat(chat, plan, engine, list(plan.notes))
+        if settings.session_cache and request.session is not None:
+            ready.cache_max_bytes = settings.session_cache_max_mb << 20
         if request.session is not None:
             ready.lock = _open_session(ready, request)
     except BaseException:
@@ -113,6 +117,9 @@ def _open_session(ready: ReadyChat, request: ChatRequest) -> SessionLock:
             ready.notes.append(f"resumed {len(saved.turns)} exchange(s) from {path}")
             ready.notes += session_file.retokenized(saved, ready.chat)
             ready.notes += _apply_given(ready.chat, request.given)
+            if ready.cache_max_bytes is not None:
+                note = session_cache.load(ready.chat, path)
+                ready.notes += [note] if note else []
     except BaseException:
         lock.release()
         raise

@@ -14,7 +14,7 @@ from airochat.adapters.gguf_file import GGUFHeader, check_loadable, read_header
 from airochat.adapters.llama_engine import ContextAllocError, LlamaEngine, LoadOptions
 from airochat.adapters.machine import available_memory, physical_cores
 from airochat.domain.chat_template import template_from_gguf
-from airochat.domain.config import Settings
+from airochat.domain.config import KV_TYPES, Settings
 from airochat.domain.memory import GiB, ModelShape, Offload, max_context, plan_offload
 from airochat.domain.memory import shape_from_gguf as _shape
 from airochat.domain.templates import (
@@ -50,6 +50,7 @@ class ModelPlan:
     shape: ModelShape
     offload: Offload
     notes: list[str] = field(default_factory=list)
+    kv_type: str = "f16"
 
 
 def choose_template(settings: Settings, model: ResolvedModel, header: GGUFHeader) -> Choice:
@@ -81,8 +82,9 @@ def make_template(choice: Choice, header: GGUFHeader, engine: LlamaEngine) -> Te
     return template_from_gguf(header.chat_template, engine.token_text(engine.bos_id), eog[0], eog)
 
 
-def shape_of(header: GGUFHeader) -> ModelShape:
-    return _shape(header.metadata, [(t.name, t.nbytes) for t in header.tensors], header.n_vocab)
+def shape_of(header: GGUFHeader, kv_type: str = "f16") -> ModelShape:
+    tensors = [(t.name, t.nbytes) for t in header.tensors]
+    return _shape(header.metadata, tensors, header.n_vocab, KV_TYPES[kv_type])
 
 
 def _wanted_ctx(settings: Settings, model: ResolvedModel, trained: int) -> tuple[int, str, bool]:
@@ -102,7 +104,7 @@ def plan(settings: Settings, ref: str, fetch: Fetch | None = None) -> ModelPlan:
     model = resolve(ref, load_catalog(), fetch)
     header = read_header(model.path)
     check_loadable(header)
-    shape = shape_of(header)
+    shape = shape_of(header, settings.kv_type)
     ctx, why, explicit = _wanted_ctx(settings, model, header.context_length)
     offload = plan_offload(shape, ctx, settings.gpu_layers.strip().lower(), gpu.free_vram())
     notes = []
@@ -137,6 +139,7 @@ def plan(settings: Settings, ref: str, fetch: Fetch | None = None) -> ModelPlan:
         shape,
         offload,
         notes,
+        settings.kv_type,
     )
 
 
@@ -183,6 +186,7 @@ def load(
             rope_freq_base=settings.rope_freq_base,
             use_mmap=settings.mmap,
             use_mlock=settings.mlock,
+            kv_type=settings.kv_type,
             verbose=verbose,
             vocab_only=vocab_only,
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 from airochat.adapters.storage import StorageError
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.errors import AirochatError
-from airochat.services import session_file
+from airochat.services import session_cache, session_file
 from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
 from airochat.services.commands import Commands, commands_for
@@ -54,12 +54,18 @@ class Repl:
     """The loop and what it keeps between turns: the command set in force and the autosave."""
 
     def __init__(
-        self, chat: Chat, io: ChatIO, session_path: Path | None = None, stats: bool = True
+        self,
+        chat: Chat,
+        io: ChatIO,
+        session_path: Path | None = None,
+        stats: bool = True,
+        cache_max_bytes: int | None = None,
     ) -> None:
         self.chat = chat
         self.io = io
         self.session_path = session_path
         self.stats = stats
+        self.cache_max_bytes = cache_max_bytes  # keep the KV cache with the session
         self.commands = self._commands()
         self._saved = ""  # what the session file holds, to write only on change
         self._save_error = ""
@@ -68,6 +74,7 @@ class Repl:
     def _commands(self) -> Commands:
         commands = commands_for(self.chat, self.io, self.play, self.session_path)
         commands.show_stats = self.stats
+        commands.cache_max_bytes = self.cache_max_bytes
         return commands
 
     def play(self, events: Iterator[ChatEvent]) -> None:
@@ -125,7 +132,15 @@ class Repl:
             self._loop()
         finally:
             self.autosave()
+            self.save_cache()
             self.io.close()
+
+    def save_cache(self) -> None:
+        if self.session_path is None or self.cache_max_bytes is None or not self._saved:
+            return
+        note = session_cache.save(self.chat, self.session_path, self.cache_max_bytes)
+        if note:
+            self.io.notice(note)
 
     def _loop(self) -> None:
         while True:

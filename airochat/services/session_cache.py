@@ -1,0 +1,72 @@
+"""The model's KV cache kept with a session file (FILE.kv), so a resumed chat -- in the REPL or
+from `ask --session` in a script -- reads only its new turn instead of the whole chat.
+
+The JSON stays the source of truth: a cache that is missing, damaged, from another model,
+build or context size, or bigger than the configured cap is ignored with one line, and the
+chat is read again as before.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from airochat.adapters.kv_file import KvFileError, kv_path, read_kv, write_kv
+from airochat.adapters.storage import StorageError
+from airochat.domain.engine import KeepsCache
+from airochat.services.chat import Chat
+
+
+def save(chat: Chat, session: Path, max_bytes: int) -> str | None:
+    """Write the cache beside `session`; a note when it was not written (too big, failed)."""
+    engine = chat.engine
+    if not isinstance(engine, KeepsCache):
+        return None
+    tokens = engine.cached_tokens()
+    if not tokens:
+        return None
+    state = engine.cache_state()
+    path = kv_path(session)
+    if len(state) > max_bytes:
+        path.unlink(missing_ok=True)  # an older, smaller one would no longer match anyway
+        return (
+            f"the model's cache is {len(state) >> 20} MiB, over session_cache_max_mb "
+            f"({max_bytes >> 20}): not saved; the next resume reads the chat again"
+        )
+    try:
+        write_kv(path, engine.cache_fingerprint(), tokens, state)
+    except StorageError as exc:
+        return str(exc)
+    return None
+
+
+def load(chat: Chat, session: Path) -> str | None:
+    """Load the saved cache if it fits this chat; one line saying what happened."""
+    engine = chat.engine
+    path = kv_path(session)
+    if not isinstance(engine, KeepsCache) or not path.exists():
+        return None
+    try:
+        saved = read_kv(path, engine.cache_fingerprint())
+    except KvFileError as exc:
+        return f"ignored {path.name}: {exc}; the chat is read again"
+    chat_tokens = chat.conversation.tokens()
+    shared = _shared_prefix(saved.tokens, chat_tokens)
+    if shared == 0:
+        return f"ignored {path.name}: it holds another chat; the chat is read again"
+    if not engine.restore_cache(saved.tokens, saved.state):
+        return f"ignored {path.name}: llama.cpp refused it; the chat is read again"
+    return f"loaded the model's cache ({shared} of {len(chat_tokens)} tokens)"
+
+
+def size(session: Path) -> int | None:
+    path = kv_path(session)
+    return path.stat().st_size if path.exists() else None
+
+
+def _shared_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
