@@ -200,7 +200,11 @@ def run_bench(
 def _resume(chat: Chat, engine: LlamaEngine) -> dict[str, Any]:
     """A saved chat resumed by a new process: the first turn after loading, once reading the
     whole chat again and once from the KV cache saved beside the session."""
-    out: dict[str, Any] = {"history_tokens": len(chat.conversation.tokens())}
+    tokens = chat.conversation.tokens()
+    out: dict[str, Any] = {"history_tokens": len(tokens)}
+    # The cache as a chat leaves it: everything but the last reply token (sampled, never
+    # read) and the EOS after it. (The cold reads above left it elsewhere.)
+    engine.read_cold(tokens[: -1 - len(chat.conversation.turns[-1].end_tokens)])
     with tempfile.TemporaryDirectory(prefix="airochat-bench-") as tmp:
         path = Path(tmp) / "bench-session.json"
         session_file.save(chat, path)
