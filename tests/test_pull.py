@@ -255,3 +255,106 @@ def test_run_asks_before_downloading(
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0 and len(blobs(env)) == 1
+
+
+def _halves(data: bytes) -> tuple[bytes, bytes]:
+    mid = len(data) // 2 + 17  # not on any round boundary
+    return data[:mid], data[mid:]
+
+
+@pytest.mark.parametrize(
+    ("names", "joined"),
+    [
+        (("m.Q6_K.gguf-split-a", "m.Q6_K.gguf-split-b"), "m.Q6_K.gguf"),
+        (("m.Q6_K.gguf.part1of2", "m.Q6_K.gguf.part2of2"), "m.Q6_K.gguf"),
+    ],
+    ids=["split-a-b", "part-n-of-m"],
+)
+def test_split_quants_are_verified_joined_and_run_offline(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path, names: tuple[str, str], joined: str
+) -> None:
+    server, env = hub
+    model = tiny_gguf.read_bytes()
+    a, b = _halves(model)
+    server.state.repos["airo/split-GGUF"] = Repo(
+        files={names[0]: a, names[1]: b, "m.Q4_K_M.gguf": model},
+        drop_after={names[1]: len(b) // 3},  # the second part's connection drops once
+    )
+    proc = run_cli("pull", "airo/split-GGUF:Q3_K_S", env=env)
+    assert "Q6_K (2 parts)" in proc.stderr  # the listing shows split quants as such
+    proc = run_cli("pull", "airo/split-GGUF:q6_k", env=env)
+    assert proc.returncode == 0, proc.stderr
+    path = Path(proc.stdout.strip())
+    assert path.name == joined and path.read_bytes() == model
+    assert "joining the 2 parts" in proc.stderr
+    gets = [r for r in server.state.requests if r[0] == "GET" and r[1].endswith(names[1])]
+    assert len(gets) == 2  # the dropped part was fetched again, within the same pull
+    assert not [p for p in path.parent.iterdir() if "part" in p.name or "split" in p.name]
+    offline = {**env, "HF_HUB_OFFLINE": "1"}
+    ask = run_cli("ask", "airo/split-GGUF:Q6_K", "hi", "--max-tokens", "2", env=offline)
+    assert ask.returncode == 0, ask.stderr
+    again = run_cli("pull", "airo/split-GGUF:Q6_K", env=env)
+    assert again.returncode == 0 and "already here" in again.stderr  # no parts fetched again
+    removed = run_cli("rm", "airo/split-GGUF:Q6_K", env=env)
+    assert removed.returncode == 0 and not path.exists()
+
+
+def test_a_lying_part_is_refused_and_nothing_is_joined(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path
+) -> None:
+    server, env = hub
+    a, b = _halves(tiny_gguf.read_bytes())
+    names = ("m.Q6_K.gguf-split-a", "m.Q6_K.gguf-split-b")
+    server.state.repos["airo/split-GGUF"] = Repo(files=dict(zip(names, (a, b), strict=True)))
+    server.state.repos["airo/split-GGUF"].wrong_sha.add(names[1])
+    proc = run_cli("pull", "airo/split-GGUF:Q6_K", "--keep-parts", env=env)
+    assert proc.returncode == 1 and "failed verification" in proc.stderr
+    repo = Path(env["HF_HOME"]) / "hub" / "models--airo--split-GGUF"
+    assert not list(repo.rglob("m.Q6_K.gguf"))  # nothing joined, nothing taken for the model
+    offline = {**env, "HF_HUB_OFFLINE": "1"}
+    ask = run_cli("ask", "airo/split-GGUF:Q6_K", "hi", env=offline)
+    assert ask.returncode == 1 and "not downloaded" in ask.stderr
+
+
+def test_the_pick_counts_a_split_quant_whole(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path
+) -> None:
+    server, env = hub
+    model = tiny_gguf.read_bytes()
+    a, b = _halves(model)
+    server.state.repos["airo/split-GGUF"] = Repo(
+        files={"m.Q8_0.gguf-split-a": a, "m.Q8_0.gguf-split-b": b, "m.Q4_K_M.gguf": model},
+        listed_size={"m.Q8_0.gguf-split-a": 300 * 2**30, "m.Q8_0.gguf-split-b": 300 * 2**30},
+    )
+    proc = run_cli("pull", "airo/split-GGUF", env=env)
+    assert proc.returncode == 0 and "Q4_K_M is the best quality that fits" in proc.stderr
+
+
+def test_zip_volumes_of_a_ggml_model_are_joined_extracted_and_converted(
+    hub: tuple[HubServer, dict[str, str]], tmp_path: Path
+) -> None:
+    import io
+    import zipfile
+
+    from tests.legacy_model import write_ggjt_v3
+
+    server, env = hub
+    legacy = write_ggjt_v3(tmp_path / "src.bin").read_bytes()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("airoboros-65b-gpt4-1.4.1-PI-8192.ggmlv3.q6_K.bin", legacy)
+    a, b = _halves(buf.getvalue())
+    stem = "airoboros-65b-gpt4-1.4.1-PI-8192.ggmlv3.q6_K.bin.zip"
+    server.state.repos["ycros/airoboros-65b-gpt4-1.4.1-PI-8192-GGML"] = Repo(
+        files={f"{stem}.001": a, f"{stem}.002": b}
+    )
+    proc = run_cli("pull", "airoboros-65b-1.4.1-pi:Q6_K", env=env)
+    assert proc.returncode == 0, proc.stderr
+    out = Path(proc.stdout.strip())
+    assert out.name == "airoboros-65b-gpt4-1.4.1-PI-8192.ggmlv3.q6_K.gguf"
+    assert out.with_suffix(".bin").read_bytes() == legacy
+    assert "converted from GGML" in proc.stderr
+    info = run_cli(
+        "info", "airoboros-65b-1.4.1-pi:Q6_K", "--json", env={**env, "HF_HUB_OFFLINE": "1"}
+    )
+    assert info.returncode == 0, info.stderr

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from airochat.domain.splits import model_name, part_of
 from airochat.errors import AirochatError, ModelNotFoundError
 
 
@@ -183,8 +184,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 def list_files(repo: str, suffixes: tuple[str, ...] = (".gguf",)) -> list[RemoteFile]:
-    """The repo's files whose names end with one of `suffixes` (names that are not plain
-    paths -- absolute, climbing, backslashes -- are left out: nothing could use them)."""
+    """The repo's model files: names ending with one of `suffixes`, or parts of such a file
+    (`X.gguf-split-a`, `X.gguf.part1of2`, `X.bin.zip.001`). Names that are not plain paths
+    (absolute, climbing, backslashes) are left out: nothing could use them."""
     from huggingface_hub import HfApi
 
     with hub_errors(repo):
@@ -193,7 +195,7 @@ def list_files(repo: str, suffixes: tuple[str, ...] = (".gguf",)) -> list[Remote
     out = []
     for entry in entries:
         path = getattr(entry, "path", "")
-        if not path.lower().endswith(suffixes) or not hasattr(entry, "size"):
+        if not model_name(path).lower().endswith(suffixes) or not hasattr(entry, "size"):
             continue
         if not _safe_name(path):
             NOTE(f"{repo}: skipped the file name {path!r} (not a plain path)")
@@ -448,14 +450,28 @@ def is_sha256(name: str) -> bool:
     return len(name) == 64 and all(c in "0123456789abcdef" for c in name)
 
 
+def _joined_sha(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def record_joined(path: Path, sha256: str, verified_dir: Path) -> None:
+    """A file airochat joined from verified parts: its hash beside it and in the markers, so
+    it is checked like a blob from then on (a truncated join is caught as damaged)."""
+    _joined_sha(path).write_text(sha256 + "\n")
+    _write_marker(verified_dir, sha256, path)
+
+
 def ensure_verified(path: Path, verified_dir: Path) -> Path:
     """A cached file may be used only once verified: blobs of LFS files are named by their
-    sha256, so a file never checked (or changed since) is hashed now."""
+    sha256, joined files carry theirs beside them; a file never checked (or changed since) is
+    hashed now."""
     blob = path.resolve()
     if not blob.exists():
         raise ModelNotFoundError(f"{path} is a broken link in the HF cache; run pull again")
     if is_sha256(blob.name):
         verify(path, blob.name, verified_dir)
+    elif _joined_sha(path).exists():
+        verify(path, _joined_sha(path).read_text().strip(), verified_dir)
     return path
 
 
@@ -474,11 +490,20 @@ def cached_repo_files(repo: str) -> list[Path]:
     ]
 
 
+def cached_parts(repo: str) -> list[Path]:
+    """Parts of split quants in the cache (kept after joining with --keep-parts)."""
+    root = repo_dir(repo) / "snapshots"
+    if not root.is_dir():
+        return []
+    return [f for f in sorted(root.rglob("*")) if part_of(f.name) is not None]
+
+
 def remove(paths: list[Path]) -> int:
     """Delete cached files (snapshot links and blobs no other snapshot uses); bytes freed."""
     freed = 0
     for link in paths:
         blob = link.resolve()
+        _joined_sha(link).unlink(missing_ok=True)
         link.unlink(missing_ok=True)
         root = blob.parent.parent
         still_used = any(

@@ -106,9 +106,13 @@ def print_models(rows: list[dict[str, Any]], console: Console) -> None:
             size = "~" + size
         fits = {True: "yes", False: "no", None: "?"}[r["fits"]]
         quant = r["quant"] + (" GGML" if r.get("format") == "ggml" else "")
+        repo = r["repo"]
+        if r.get("engine"):  # GPU-server weights: say where they run, and the local twin
+            quant, size, fits = "AWQ/GPTQ", "-", "server"
+            repo += f" (vLLM; here use {r['local']})" if r.get("local") else " (vLLM)"
         t.add_row(
             r["alias"] or "",
-            r["repo"],
+            repo,
             quant,
             size,
             "yes" if r["downloaded"] else "",

@@ -48,6 +48,9 @@ def pull(
         bool,
         typer.Option("--force", help="replace a local copy the Hub no longer agrees with"),
     ] = False,
+    keep_parts: Annotated[
+        bool, typer.Option("--keep-parts", help="keep the parts of a split quant once joined")
+    ] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Download a GGUF quant into the Hugging Face cache, verified by sha256."""
@@ -58,8 +61,8 @@ def pull(
         settings = settings_from(gpu_layers=gpu_layers)
         ref = _ref(model, quant)
         err = make_console(stderr=True)
-        result = do_pull(ref, gpu=settings.gpu_layers != "0", force=force)
-        err.print(f"[dim]{result.option.quant}: {result.reason}[/dim]", highlight=False)
+        result = do_pull(ref, gpu=settings.gpu_layers != "0", force=force, keep_parts=keep_parts)
+        err.print(f"[dim]{result.option.label()}: {result.reason}[/dim]", highlight=False)
         verb = "downloaded" if result.downloaded else "already here"
         size = result.option.size / 2**30
         err.print(f"{ref.label()} {result.option.quant} {verb} ({size:.2f} GiB), sha256 verified")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from airochat.errors import ConfigError
 
-_KEYS = {"quant", "template", "ctx", "rope", "arch", "format", "verified"}
+_KEYS = {"quant", "template", "ctx", "rope", "arch", "format", "engine", "local", "verified"}
+ENGINES = ("openai",)
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SOURCE = re.compile(r"^(pypi:[A-Za-z0-9._-]+|[A-Za-z0-9][\w.-]*/[\w.-]+)$")
 
@@ -27,6 +28,8 @@ class CatalogEntry:
     rope_scale: float = 0.0  # linear factor; 0 = none
     arch: str = ""
     format: str = "gguf"
+    engine: str = ""  # "openai": GPU-server weights (AWQ/GPTQ), reached with --server
+    local: str = ""  # the alias of the same model as GGUF, for running it here
     verified: bool = True
 
     @property
@@ -77,6 +80,9 @@ def parse_line(line: str, where: str) -> CatalogEntry | None:
     fmt = fields.get("format", "gguf")
     if fmt not in ("gguf", "ggml"):
         raise ConfigError(f"{where}: format must be gguf or ggml")
+    engine = fields.get("engine", "")
+    if engine and engine not in ENGINES:
+        raise ConfigError(f"{where}: engine must be one of {', '.join(ENGINES)}")
     return CatalogEntry(
         alias=alias,
         source=source,
@@ -86,6 +92,8 @@ def parse_line(line: str, where: str) -> CatalogEntry | None:
         rope_scale=_parse_rope(fields["rope"], where) if "rope" in fields else 0.0,
         arch=fields.get("arch", ""),
         format=fmt,
+        engine=engine,
+        local=fields.get("local", ""),
         verified=fields.get("verified", "yes") != "no",
     )
 

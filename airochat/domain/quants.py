@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from airochat.domain.splits import Scheme, complete, model_name, ordered, part_of
+
 FILE_TYPES: dict[int, str] = {
     0: "F32",
     1: "F16",
@@ -141,21 +143,40 @@ def kv_bytes_guess(params_b: float, ctx: int) -> int:
 @dataclass(frozen=True)
 class QuantOption:
     quant: str
-    files: tuple[str, ...]  # all shards, in order
-    size: int
+    files: tuple[str, ...]  # all shards or parts, in order
+    size: int  # all of them: the size of the model once joined
+    joined: str | None = None  # for a split quant: the file its parts make
+    scheme: Scheme | None = None
+
+    def label(self) -> str:
+        return f"{self.quant} ({len(self.files)} parts)" if self.joined else self.quant
+
+
+def _option(quant: str, items: list[tuple[str, int]]) -> QuantOption | None:
+    """One quant's files as an option: whole files (llama.cpp shards together), else the parts
+    of one split; None when a split is missing a part."""
+    whole = [(p, s) for p, s in items if part_of(p) is None]
+    if whole:
+        return QuantOption(quant, tuple(sorted(p for p, _ in whole)), sum(s for _, s in whole))
+    first = part_of(items[0][0])
+    assert first is not None
+    parts = [(p, s) for p, s in items if (pp := part_of(p)) and pp.whole == first.whole]
+    paths = ordered([p for p, _ in parts])
+    if not complete(paths):
+        return None
+    return QuantOption(quant, tuple(paths), sum(s for _, s in parts), first.whole, first.scheme)
 
 
 def group_by_quant(files: dict[str, int]) -> dict[str, QuantOption]:
-    """{path: size} of a repo's model files -> one option per quant (shards together)."""
+    """{path: size} of a repo's model files -> one option per quant (shards and the parts of
+    a split together)."""
     groups: dict[str, list[tuple[str, int]]] = {}
     for path, size in files.items():
-        q = quant_of(path)
+        q = quant_of(model_name(path))
         if q:
             groups.setdefault(q, []).append((path, size))
-    return {
-        q: QuantOption(q, tuple(sorted(p for p, _ in items)), sum(s for _, s in items))
-        for q, items in groups.items()
-    }
+    options = {q: _option(q, items) for q, items in groups.items()}
+    return {q: o for q, o in options.items() if o is not None}
 
 
 def pick(options: dict[str, QuantOption], budget: int) -> tuple[QuantOption | None, str]:

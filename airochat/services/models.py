@@ -33,8 +33,15 @@ def _catalog_row(e: CatalogEntry) -> dict[str, Any]:
         "template": e.template,
         "ctx": e.ctx,
         "format": e.format,
+        "engine": e.engine,
+        "local": e.local,
         "verified_repo": e.verified,
     }
+
+
+def _server_row(e: CatalogEntry, base: dict[str, Any]) -> dict[str, Any]:
+    """Weights for GPU servers: nothing to download here; the GGUF twin is the local route."""
+    return {**base, "quant": "", "size": None, "downloaded": False, "fits": None, "path": None}
 
 
 def _packaged_rows(e: CatalogEntry, base: dict[str, Any]) -> list[dict[str, Any]]:
@@ -88,6 +95,9 @@ def list_models() -> list[dict[str, Any]]:
         base = _catalog_row(e)
         if e.package:
             rows += _packaged_rows(e, base)
+            continue
+        if e.engine:
+            rows.append(_server_row(e, base))
             continue
         assert e.repo is not None
         seen.add(e.repo.lower())

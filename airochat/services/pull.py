@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from airochat.adapters import hub, locations
+from airochat.adapters import hub, joiner, locations
 from airochat.adapters.gpu import free_vram
 from airochat.adapters.machine import available_memory
 from airochat.domain.catalog import Catalog, CatalogEntry
@@ -24,6 +24,7 @@ from airochat.domain.quants import (
     rank,
 )
 from airochat.domain.quants import pick as pick_quant
+from airochat.domain.splits import model_name
 from airochat.errors import ModelNotFoundError, UsageError
 from airochat.services.convert import converted_path
 
@@ -80,13 +81,13 @@ def choose(ref: HubRef, files: list[hub.RemoteFile], gpu: bool) -> tuple[QuantOp
         raise ModelNotFoundError(f"{ref.repo} has no {kind} model files")
     if ref.filename:
         for opt in options.values():
-            if ref.filename in opt.files:
+            if ref.filename in opt.files or ref.filename == opt.joined:
                 return opt, f"{ref.filename} as named"
         raise ModelNotFoundError(f"{ref.repo} has no file {ref.filename}")
     if ref.quant:
         if ref.quant in options:
             return options[ref.quant], f"{ref.quant} as asked"
-        have = ", ".join(sorted(options))
+        have = ", ".join(options[q].label() for q in sorted(options))
         raise UsageError(f"{ref.repo} has no {ref.quant} quant; it has: {have}")
     ctx = ref.entry.ctx if ref.entry and ref.entry.ctx else 4096
     params = params_from_name(ref.repo) or 7.0
@@ -149,29 +150,69 @@ def pull(
     progress: bool = True,
     confirm: Confirm | None = None,
     force: bool = False,
+    keep_parts: bool = False,
 ) -> Pulled:
     files = hub.list_files(ref.repo, (ref.suffix,))
     option, reason = choose(ref, files, gpu)
+    joined = _cached_joined(ref.repo, option) if not force else None
+    if joined is not None:  # a split quant joined before: its parts are not needed again
+        return _finish(ref, joined, option, reason, 0)
     by_path = {f.path: f for f in files}
     wanted = [by_path[p] for p in option.files]
     kept = {f.path: _keep_or_fetch(ref.repo, f, force) for f in wanted}
     missing = [f for f in wanted if kept[f.path] is None]
-    need = sum(f.size for f in missing)
+    need = sum(f.size for f in missing) + (option.size if option.joined else 0)
     if missing:
         hub.check_disk(need)
         if confirm is not None and not confirm(
-            f"Download {ref.repo} {option.quant} ({need / GiB:.2f} GiB)?"
+            f"Download {ref.repo} {option.label()} ({need / GiB:.2f} GiB)?"
         ):
             raise UsageError("download cancelled")
     paths = [kept[f.path] or hub.download(ref.repo, f, _verified_dir(), progress) for f in wanted]
+    model = _join(paths, option, keep_parts) if option.joined else paths[0]
+    return _finish(ref, model, option, reason, need)
+
+
+def _finish(ref: HubRef, model: Path, option: QuantOption, reason: str, need: int) -> Pulled:
     if ref.suffix == ".bin":  # legacy GGML: verified above, now converted beside it
         from airochat.services.convert import convert_file, converted_path, options_for
 
-        target = converted_path(paths[0])
+        target = converted_path(model)
         if not target.exists():
-            convert_file(paths[0], target, options_for(ref.entry))
+            convert_file(model, target, options_for(ref.entry))
         return Pulled(target, option, reason + "; converted from GGML to GGUF", need)
-    return Pulled(paths[0], option, reason, need)
+    return Pulled(model, option, reason, need)
+
+
+def _cached_joined(repo: str, option: QuantOption) -> Path | None:
+    """The file a split quant's parts were joined into earlier, if it is here and whole."""
+    if not option.joined:
+        return None
+    name = Path(option.joined).name
+    for path in hub.cached_repo_files(repo):
+        if path.name == name:
+            try:
+                return hub.ensure_verified(path, _verified_dir())
+            except hub.VerificationError as exc:
+                hub.NOTE(f"{exc}; joining it again")
+                path.unlink(missing_ok=True)
+    return None
+
+
+def _join(parts: list[Path], option: QuantOption, keep_parts: bool) -> Path:
+    """Each part was verified as it came; now one file, hashed as it is written. The parts
+    go afterwards (unless --keep-parts), so the disk holds the model once."""
+    assert option.joined is not None
+    target = parts[0].parent / Path(option.joined).name
+    hub.NOTE(f"joining the {len(parts)} parts of {option.quant} into {target.name}")
+    if option.scheme == "zip":
+        digest = joiner.extract_volumes(parts, target)
+    else:
+        digest = joiner.join_bytes(parts, target)
+    hub.record_joined(target, digest, _verified_dir())
+    if not keep_parts:
+        hub.remove(parts)
+    return target
 
 
 def find_cached(ref: HubRef) -> Path | None:
@@ -200,10 +241,11 @@ def find_cached(ref: HubRef) -> Path | None:
 def remove(ref: HubRef) -> tuple[int, int]:
     """Delete the cached files `ref` names (all quants when none is named): (files, bytes)."""
     files = [f for f in hub.cached_repo_files(ref.repo) if f.suffix == ref.suffix]
+    files += hub.cached_parts(ref.repo)  # parts kept with --keep-parts
     if ref.filename:
-        files = [f for f in files if f.name == Path(ref.filename).name]
+        files = [f for f in files if model_name(f.name) == Path(ref.filename).name]
     elif ref.quant:
-        files = [f for f in files if quant_of(f.name) == ref.quant]
+        files = [f for f in files if quant_of(model_name(f.name)) == ref.quant]
     if not files:
         raise ModelNotFoundError(f"{ref.label()} is not downloaded")
     freed = 0

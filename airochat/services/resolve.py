@@ -35,7 +35,9 @@ def resolve(ref: str, catalog: Catalog, fetch: Fetch | None = None) -> ResolvedM
         return ResolvedModel(name=path.name, path=path)
     if path.is_dir():
         raise ModelNotFoundError(f"{ref} is a directory; give the path of a .gguf file")
-    entry = catalog.get(ref)
+    entry = catalog.get(ref.partition(":")[0])
+    if entry is not None and entry.engine:
+        raise ModelNotFoundError(server_only(entry))
     if entry is not None and entry.package:
         model_path = packaged_model_path(entry.package, locations.cache_dir())
         return ResolvedModel(entry.alias, model_path, entry)
@@ -46,6 +48,21 @@ def resolve(ref: str, catalog: Catalog, fetch: Fetch | None = None) -> ResolvedM
         raise ModelNotFoundError(f"no such file: {ref}")
     known = ", ".join(e.alias for e in catalog.entries()[:3])
     raise ModelNotFoundError(f"unknown model {ref!r}: not a file, not in models.txt (e.g. {known})")
+
+
+def server_only(entry: CatalogEntry) -> str:
+    """How to chat with weights made for GPU servers (vLLM), and the local alternative."""
+    local = (
+        f"\n  or run the same model here as GGUF: airochat run {entry.local}" if entry.local else ""
+    )
+    return (
+        f"{entry.alias} is AWQ/GPTQ weights for GPU servers, not a model llama.cpp runs. To "
+        "chat with it:\n"
+        f"  on a machine with an NVIDIA GPU: vllm serve {entry.source} --quantization awq "
+        f"--max-model-len {entry.ctx or 4096}\n"
+        f"  here: airochat run {entry.alias} --server http://THAT-MACHINE:8000"
+        + (local if entry.local else "")
+    )
 
 
 def _from_hub(ref: HubRef, fetch: Fetch | None) -> ResolvedModel:
