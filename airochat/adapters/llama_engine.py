@@ -136,6 +136,44 @@ class LlamaEngine:
             raise GenerationError(f"llama.cpp could not read {len(tokens)} tokens: {exc}") from None
         return time.perf_counter() - start
 
+    def bare_chat_tps(
+        self, turns: list[str], reply_end: str, sampling: Sampling, stop: list[str], n: int
+    ) -> float:
+        """The scripted chat as one growing text through llama-cpp-python's own streaming
+        completion API: decode tokens/s, counted by llama.cpp, over the turns that fit."""
+        llm = self._llm
+        transcript, decoded, seconds = "", 0, 0.0
+        self.forget_cache()
+        for turn in turns:
+            transcript += turn
+            if len(llm.tokenize(transcript.encode())) + n >= self.n_ctx:
+                break  # a plain completion cannot drop old turns: measure what fits
+            first = last = 0.0
+            reply = ""
+            self.decoded_tokens(reset=True)
+            stream = llm.create_completion(
+                transcript,
+                max_tokens=n,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k,
+                min_p=sampling.min_p,
+                repeat_penalty=sampling.repeat_penalty,
+                seed=max(sampling.seed, 0),
+                stop=stop,
+                stream=True,
+            )
+            for chunk in stream:
+                last = time.perf_counter()
+                first = first or last
+                reply += chunk["choices"][0]["text"]  # type: ignore[index]
+            if first and last > first:
+                # Chunks are not tokens (text near a stop string is held back): llama.cpp counts.
+                decoded += self.decoded_tokens()
+                seconds += last - first
+            transcript += reply + reply_end
+        return decoded / seconds if seconds else 0.0
+
     def forget_cache(self) -> None:
         """Make the next prompt read from scratch (no KV prefix reuse)."""
         self._llm.reset()  # type: ignore[no-untyped-call]

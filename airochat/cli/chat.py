@@ -5,17 +5,21 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from airochat.cli.edge import errors_to_exit, make_fetch, note, settings_from
 from airochat.cli.options import (
+    ApiKeyOpt,
     CtxOpt,
     DebugOpt,
+    EngineOpt,
     GpuLayersOpt,
     KvTypeOpt,
+    LlamaServerOpt,
     MaxTokensOpt,
     MlockOpt,
     ModelArg,
@@ -24,8 +28,11 @@ from airochat.cli.options import (
     RepeatOpt,
     RopeBaseOpt,
     RopeScaleOpt,
+    RpcOpt,
     SceneOpt,
     SeedOpt,
+    ServerKindOpt,
+    ServerOpt,
     SystemOpt,
     TemperatureOpt,
     TemplateOpt,
@@ -68,6 +75,7 @@ def _settings(
     kv_type: str | None,
     no_session_cache: bool,
     history: bool | None = None,
+    engine: str | None = None,
 ) -> Settings:
     """Settings from the options `run` and `ask` share (None: not given on the command line)."""
     return settings_from(
@@ -88,7 +96,43 @@ def _settings(
         kv_type=kv_type,
         session_cache=False if no_session_cache else None,
         history=history,
+        engine=engine,
     )
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where the model runs, from --server / --engine / --rpc and the config."""
+
+    server: str | None = None
+    kind: str | None = None
+    api_key: str | None = None
+    llama_server: str | None = None
+    rpc: str | None = None
+    server_owned: tuple[str, ...] = ()
+
+    def apply(self, settings: Settings) -> dict[str, Any]:
+        server = self.server or settings.server or None
+        kind = (self.kind or "").lower()
+        if kind not in ("", "llama", "openai"):
+            raise UsageError(f"--server-kind is llama or openai, not {self.kind!r}")
+        rpc = tuple(h.strip() for h in (self.rpc or "").split(",") if h.strip())
+        if server and rpc:
+            raise UsageError("--rpc starts a llama-server here; it does not go with --server")
+        return {
+            "server": server,
+            "server_kind": kind,
+            "api_key": self.api_key,
+            "engine": "llama-server" if rpc else settings.engine,
+            "llama_server": self.llama_server,
+            "rpc": rpc,
+            "server_owned": self.server_owned if server else (),
+        }
+
+
+def owned(**flags: object) -> tuple[str, ...]:
+    """The options given that a running server decides for itself."""
+    return tuple(f"--{k.replace('_', '-')}" for k, v in flags.items() if v not in (None, False))
 
 
 def _given(**options: object) -> dict[str, object]:
@@ -98,7 +142,7 @@ def _given(**options: object) -> dict[str, object]:
 
 def _request(
     settings: Settings,
-    model: str,
+    model: str | None,
     system: str | None,
     scene: Path | None,
     verbose: bool,
@@ -107,11 +151,14 @@ def _request(
     session: Path | None = None,
     tokenizer_only: bool = False,
     given: dict[str, object] | None = None,
+    route: Route | None = None,
 ) -> ChatRequest:
     from airochat.services.launch import ChatRequest
     from airochat.services.roleplay import load_scene_file
 
     return ChatRequest(
+        **(route or Route()).apply(settings),
+        progress=note,
         model=model,
         settings=settings,
         system=system,
@@ -167,6 +214,12 @@ def run(
             "--session", help="load this chat file if present; save after each turn", metavar="FILE"
         ),
     ] = None,
+    server: ServerOpt = None,
+    server_kind: ServerKindOpt = None,
+    api_key: ApiKeyOpt = None,
+    engine: EngineOpt = None,
+    llama_server: LlamaServerOpt = None,
+    rpc: RpcOpt = None,
     yes: YesOpt = False,
     scene: SceneOpt = None,
     verbose: VerboseOpt = False,
@@ -182,7 +235,12 @@ def run(
         settings = _settings(
             template, temperature, top_p, top_k, repeat_penalty, max_tokens, seed, ctx,
             threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap, kv_type,
-            no_session_cache, history=False if no_history else None,
+            no_session_cache, history=False if no_history else None, engine=engine,
+        )  # fmt: skip
+        route = Route(
+            server, server_kind, api_key, llama_server, rpc,
+            owned(ctx=ctx, gpu_layers=gpu_layers, threads=threads, rope_scale=rope_scale,
+                  rope_freq_base=rope_freq_base, kv_type=kv_type, mlock=mlock, no_mmap=no_mmap),
         )  # fmt: skip
         from airochat.adapters import locations
         from airochat.adapters.reply_views import choose_view
@@ -197,14 +255,17 @@ def run(
         )
         console = make_console()
         markdown = settings.markdown and not plain_output
-        name = model or settings.model
         given = _given(
             temperature=temperature, top_p=top_p, top_k=top_k, repeat_penalty=repeat_penalty,
             max_tokens=max_tokens, seed=seed, system=system, template=template,
             history=False if no_history else None,
         )  # fmt: skip
-        request = _request(settings, name, system, scene, verbose, yes, True, session, given=given)
-        console.print(f"[dim]Loading {name} ...[/dim]", highlight=False)
+        remote = server or settings.server
+        name = model or (None if remote else settings.model)
+        request = _request(
+            settings, name, system, scene, verbose, yes, True, session, given=given, route=route
+        )
+        console.print(f"[dim]Loading {name or remote} ...[/dim]", highlight=False)
         ready = open_chat(request)
         chat = ready.chat
         io = TerminalIO(console, options, view=lambda: choose_view(console, chat.scene, markdown))
@@ -288,6 +349,12 @@ def ask(
             metavar="FILE",
         ),
     ] = None,
+    server: ServerOpt = None,
+    server_kind: ServerKindOpt = None,
+    api_key: ApiKeyOpt = None,
+    engine: EngineOpt = None,
+    llama_server: LlamaServerOpt = None,
+    rpc: RpcOpt = None,
     yes: YesOpt = False,
     scene: SceneOpt = None,
     verbose: VerboseOpt = False,
@@ -298,7 +365,12 @@ def ask(
         settings = _settings(
             template, temperature, top_p, top_k, repeat_penalty, max_tokens, seed, ctx,
             threads, gpu_layers, rope_scale, rope_freq_base, mlock, no_mmap, kv_type,
-            no_session_cache,
+            no_session_cache, engine=engine,
+        )  # fmt: skip
+        route = Route(
+            server, server_kind, api_key, llama_server, rpc,
+            owned(ctx=ctx, gpu_layers=gpu_layers, threads=threads, rope_scale=rope_scale,
+                  rope_freq_base=rope_freq_base, kv_type=kv_type, mlock=mlock, no_mmap=no_mmap),
         )  # fmt: skip
         from airochat.services.messages import MessageSpec, build_message
 
@@ -319,8 +391,8 @@ def ask(
             max_tokens=max_tokens, seed=seed, system=system, template=template,
         )  # fmt: skip
         request = _request(
-            settings, model, system, scene, verbose, yes, False, session,
-            tokenizer_only=print_prompt, given=given,
+            settings, None if model == "-" else model, system, scene, verbose, yes, False,
+            session, tokenizer_only=print_prompt, given=given, route=route,
         )  # fmt: skip
         from airochat.services.launch import open_chat
 

@@ -10,11 +10,17 @@ import typer
 
 from airochat.cli.edge import errors_to_exit, note, settings_from
 from airochat.cli.options import (
+    ApiKeyOpt,
     CtxOpt,
     DebugOpt,
+    EngineOpt,
     GpuLayersOpt,
     KvTypeOpt,
+    LlamaServerOpt,
     ModelArg,
+    RpcOpt,
+    ServerKindOpt,
+    ServerOpt,
     ThreadsOpt,
     VerboseOpt,
 )
@@ -48,20 +54,33 @@ def bench(
         Path | None,
         typer.Option("--plot", help="PNG of time to first token vs history", metavar="FILE.png"),
     ] = None,
+    server: ServerOpt = None,
+    server_kind: ServerKindOpt = None,
+    api_key: ApiKeyOpt = None,
+    engine: EngineOpt = None,
+    llama_server: LlamaServerOpt = None,
+    rpc: RpcOpt = None,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Measure speed on the chat path (decode, prompt, TTFT per turn) against bare llama.cpp."""
+    """Measure speed on the chat path (decode, prompt, TTFT per turn) against the engine's
+    own completion API (bare llama-cpp-python, or llama-server's /completion)."""
     with errors_to_exit(debug):
         from airochat.adapters.terminal import make_console
+        from airochat.cli.chat import Route, owned
         from airochat.services.bench import run_bench
         from airochat.services.launch import ChatRequest, open_chat
 
         settings = settings_from(
-            threads=threads, ctx=ctx, seed=seed, gpu_layers=gpu_layers, kv_type=kv_type
-        )
+            threads=threads, ctx=ctx, seed=seed, gpu_layers=gpu_layers, kv_type=kv_type,
+            engine=engine,
+        )  # fmt: skip
         err = make_console(stderr=True)
-        ready = open_chat(ChatRequest(model or settings.model, settings, verbose=verbose))
+        flags = owned(ctx=ctx, gpu_layers=gpu_layers, threads=threads, kv_type=kv_type)
+        route = Route(server, server_kind, api_key, llama_server, rpc, flags).apply(settings)
+        name = model or (None if route["server"] else settings.model)
+        request = ChatRequest(name, settings, verbose=verbose, progress=note, **route)
+        ready = open_chat(request)
         try:
             for line in ready.notes:
                 note(line)

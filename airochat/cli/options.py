@@ -74,3 +74,42 @@ NoSessionCacheOpt = Annotated[
         "--no-session-cache", help="do not keep the model's cache beside --session", metavar=""
     ),
 ]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="AIROCHAT_SERVER",
+        help="chat through a running server: llama-server or OpenAI-compatible (vLLM ...)",
+        metavar="URL",
+    ),
+]
+ServerKindOpt = Annotated[
+    str | None,
+    typer.Option("--server-kind", help="llama or openai (default: ask the server)", metavar="KIND"),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key", envvar="AIROCHAT_API_KEY", help="the server's API key", metavar="KEY",
+        show_default=False,
+    ),
+]  # fmt: skip
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", help="local (default) or llama-server (started here)", metavar="ENGINE"
+    ),
+]
+LlamaServerOpt = Annotated[
+    str | None,
+    typer.Option("--llama-server", help="the llama-server binary (else PATH)", metavar="PATH"),
+]
+RpcOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc",
+        help="llama.cpp rpc-server workers host:port,... to hold the layers (implies "
+        "--engine llama-server)",
+        metavar="HOSTS",
+    ),
+]

@@ -55,6 +55,9 @@ class Settings:
     mmap: bool = True
     mlock: bool = False
     kv_type: str = "f16"
+    engine: str = "local"  # local, or llama-server (started by airochat)
+    server: str = ""  # a running server's URL (llama-server or OpenAI-compatible)
+    llama_server: str = ""  # the llama-server binary for engine = llama-server
     input_history: bool = True
     markdown: bool = True
     show_stats: bool = True
@@ -72,6 +75,8 @@ class Settings:
             raise ConfigError("rope_scale and rope_freq_base must be >= 0 (0 = the model's)")
         if self.kv_type not in KV_TYPES:
             raise ConfigError(f"kv_type is one of {', '.join(KV_TYPES)}, not {self.kv_type!r}")
+        if self.engine not in ("local", "llama-server"):
+            raise ConfigError(f"engine is local or llama-server, not {self.engine!r}")
         if self.session_cache_max_mb < 0:
             raise ConfigError("session_cache_max_mb must be >= 0")
         g = self.gpu_layers.strip().lower()

@@ -6,13 +6,14 @@ from __future__ import annotations
 import resource
 import sys
 import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from airochat.adapters.llama_engine import LlamaEngine
+from airochat.domain.config import Sampling
+from airochat.domain.engine import Engine, KeepsCache
 from airochat.domain.events import Done, Notice
 from airochat.domain.templates import render
 from airochat.errors import UsageError
@@ -68,56 +69,34 @@ def _peak_rss() -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)  # Linux reports KiB
 
 
-def _cold_ttft(engine: LlamaEngine, chat: Chat, tokens: list[int]) -> float:
+def _cold_ttft(engine: Benchable, chat: Chat, tokens: list[int]) -> float:
     """Time to first token with nothing cached: what every turn would cost without reuse."""
-    engine.forget_cache()
-    done = list(engine.generate(tokens, replace(chat.sampling, max_tokens=1)))[-1]
-    assert isinstance(done, Done)
-    return done.ttft_s
+    return engine.read_cold(tokens)
 
 
-def _baseline(engine: LlamaEngine, chat: Chat, reply_tokens: int) -> float:
-    """The same scripted chat through llama-cpp-python's own streaming completion API."""
-    llm = engine.llama
-    s = chat.sampling
-    transcript = ""
+def _baseline(engine: Benchable, chat: Chat, reply_tokens: int) -> float:
+    """The same scripted chat through the engine's own completion API, no chat around it."""
     tpl = chat.template
-    n_decoded, decode_time = 0, 0.0
-    engine.forget_cache()
-    for i, message in enumerate(SCRIPT[: min(len(SCRIPT), len(chat.conversation.turns))]):
-        turn = (
-            tpl.first_turn(chat.conversation.system, message) if i == 0 else tpl.next_turn(message)
-        )
-        transcript += render(turn)
-        if len(llm.tokenize(transcript.encode())) + reply_tokens >= engine.n_ctx:
-            break  # a plain completion has no way to drop old turns: measure what fits
-        first = last = 0.0
-        count = 0
-        reply = ""
-        engine.decoded_tokens(reset=True)
-        for chunk in llm.create_completion(
-            transcript,
-            max_tokens=reply_tokens,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k,
-            min_p=s.min_p,
-            repeat_penalty=s.repeat_penalty,
-            seed=max(s.seed, 0),
-            stop=list(tpl.stop),
-            stream=True,
-        ):
-            last = time.perf_counter()
-            count += 1
-            if count == 1:
-                first = last
-            reply += chunk["choices"][0]["text"]  # type: ignore[index]
-        if count > 1:
-            # Chunks are not tokens (text near a stop string is held back): llama.cpp counts.
-            n_decoded += engine.decoded_tokens()
-            decode_time += last - first
-        transcript += reply + render(tpl.end_of_reply())
-    return n_decoded / decode_time if decode_time else 0.0
+    played = SCRIPT[: min(len(SCRIPT), len(chat.conversation.turns))]
+    turns = [
+        render(tpl.first_turn(chat.conversation.system, m) if i == 0 else tpl.next_turn(m))
+        for i, m in enumerate(played)
+    ]
+    return engine.bare_chat_tps(
+        turns, render(tpl.end_of_reply()), chat.sampling, list(tpl.stop), reply_tokens
+    )
+
+
+@runtime_checkable
+class Benchable(Engine, Protocol):
+    """What bench needs beyond the chat: a read with nothing cached, and the engine's own
+    completion API driven with plain text (the ceiling a client can reach)."""
+
+    def read_cold(self, tokens: Sequence[int]) -> float: ...
+
+    def bare_chat_tps(
+        self, turns: list[str], reply_end: str, sampling: Sampling, stop: list[str], n: int
+    ) -> float: ...
 
 
 def _play(chat: Chat, script: list[str], progress: Callable[[str], None]) -> _Played:
@@ -163,8 +142,9 @@ def run_bench(
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> BenchResult:
     engine = chat.engine
-    if not isinstance(engine, LlamaEngine):
-        raise UsageError("bench compares against bare llama-cpp-python: it needs a local model")
+    if not hasattr(engine, "read_cold") or not hasattr(engine, "bare_chat_tps"):
+        raise UsageError("this engine cannot be benched (no raw completion API to compare)")
+    assert isinstance(engine, Benchable)
     chat.set_sampling(max_tokens=reply_tokens)
     played = _play(chat, (SCRIPT * (turns // len(SCRIPT) + 1))[:turns], progress)
     history_tokens = chat.conversation.tokens()
@@ -175,17 +155,19 @@ def run_bench(
         progress("cold reads per turn (for the plot)")
         for res, prompt in zip(played.turns, played.prompts, strict=True):
             res.cold_ttft_s = _cold_ttft(engine, chat, prompt)
-    progress("resume: the chat saved and loaded, with and without its cache")
-    resume = _resume(chat, engine)
+    resume: dict[str, Any] = {}
+    if isinstance(engine, KeepsCache) and isinstance(engine, LlamaEngine):
+        progress("resume: the chat saved and loaded, with and without its cache")
+        resume = _resume(chat, engine)
     progress("baseline: the same chat through bare llama-cpp-python")
     baseline = _baseline(engine, chat, reply_tokens)
     decode_tps = played.decoded / played.decode_s if played.decode_s else 0.0
     return BenchResult(
         model=chat.model_name,
-        threads=engine.options.n_threads,
+        threads=engine.options.n_threads if isinstance(engine, LlamaEngine) else 0,
         n_ctx=engine.n_ctx,
         reply_tokens=reply_tokens,
-        load_s=engine.load_s,
+        load_s=engine.load_s if isinstance(engine, LlamaEngine) else 0.0,
         prompt_tps=prompt_tps,
         decode_tps=decode_tps,
         baseline_decode_tps=baseline,

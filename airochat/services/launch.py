@@ -1,7 +1,10 @@
-"""From a request (a MODEL, settings, a system prompt, a scene, a session file) to a ready chat.
+"""From a request (a MODEL, settings, a system prompt, a scene, a session file, an engine) to a
+ready chat.
 
 `run`, `ask`, `bench` and `--print-prompt` all come through `open_chat`, so what one command
-sends is what the others send; `--print-prompt` asks for a tokenizer-only engine.
+sends is what the others send. Three engines sit behind the same chat: llama-cpp-python in this
+process; a llama-server airochat starts (optionally spreading layers over RPC workers); and a
+server already running somewhere (llama-server or OpenAI-compatible), by URL.
 """
 
 from __future__ import annotations
@@ -10,22 +13,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from airochat.adapters.llama_engine import LlamaEngine
 from airochat.adapters.session_lock import SessionLock
 from airochat.adapters.storage import remove_stale_temps
 from airochat.domain.config import Settings
 from airochat.domain.engine import Engine
 from airochat.domain.scene import Scene
 from airochat.domain.templates import Template
+from airochat.errors import UsageError
 from airochat.services import loader, session_cache, session_file
 from airochat.services.chat import Chat, TurnPolicy
+from airochat.services.engines import Connected, connect, start_llama_server
 from airochat.services.resolve import Fetch
 from airochat.services.roleplay import SceneTurns
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    model: str
+    model: str | None
     settings: Settings
     system: str | None = None  # None: the config's, else the template's default
     scene: Scene | None = None
@@ -36,70 +40,107 @@ class ChatRequest:
     # Chat settings given on the command line: over a resumed session they win, said once.
     given: dict[str, object] = field(default_factory=dict)
     lock_wait_s: float = 0.0  # how long to wait for another process holding the session
+    server: str | None = None  # a running server's URL
+    server_kind: str = ""  # "", "llama" or "openai" ("": ask the server)
+    api_key: str | None = None
+    engine: str = "local"  # local or llama-server (started here)
+    llama_server: str | None = None  # its binary
+    rpc: tuple[str, ...] = ()  # rpc-server workers (host:port) for a started llama-server
+    server_owned: tuple[str, ...] = ()  # options given that a running server decides itself
+    progress: Callable[[str], None] = lambda _msg: None
 
 
 @dataclass
 class ReadyChat:
     chat: Chat
-    plan: loader.ModelPlan
     engine: Engine
+    where: str  # what runs the model, for the header: "CPU, 2 threads", "llama-server at ..."
+    kv_type: str = "f16"
     notes: list[str] = field(default_factory=list)  # said once at start (context capped, ...)
     lock: SessionLock | None = None
     cache_max_bytes: int | None = None  # the KV cache is kept with the session (None: not)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     def header(self) -> str:
         """One line about what is running, for the REPL's start."""
-        chat, plan = self.chat, self.plan
+        chat = self.chat
         memory = "on" if chat.conversation.history else "off (--no-history)"
-        offload = plan.offload.n_gpu_layers
-        where = f"{offload} GPU layers" if offload else "CPU"
-        kv = "" if self.plan.kv_type == "f16" else f" · KV {self.plan.kv_type}"
+        kv = "" if self.kv_type == "f16" else f" · KV {self.kv_type}"
         return (
-            f"{plan.model.name} · template {chat.template.name} · context {chat.engine.n_ctx}"
-            f"{kv} · {where}, {plan.threads} threads · memory {memory}"
+            f"{chat.model_name} · template {chat.template.name} · context {chat.engine.n_ctx}"
+            f"{kv} · {self.where} · memory {memory}"
         )
 
     def close(self) -> None:
         if self.lock is not None:
             self.lock.release()
         self.engine.close()
-
-
-def _templates(plan: loader.ModelPlan, engine: LlamaEngine) -> Callable[[str], Template]:
-    """Template by name for this model: `gguf` is the file's own, the rest are built in."""
-
-    def by_name(name: str) -> Template:
-        return loader.make_template(loader.Choice(name, ""), plan.header, engine)
-
-    return by_name
+        for close in self.closers:  # a llama-server we started
+            close()
 
 
 def open_chat(request: ChatRequest) -> ReadyChat:
+    if request.server:
+        connected = connect(request)
+    elif request.engine == "llama-server" or request.rpc:
+        connected = start_llama_server(request)
+    else:
+        connected = _local(request)
+    try:
+        return _ready(request, connected)
+    except BaseException:
+        connected.engine.close()
+        for close in connected.closers:
+            close()
+        raise
+
+
+def _local(request: ChatRequest) -> Connected:
     settings = request.settings
+    if request.model is None:
+        raise UsageError("name a MODEL (or give --server URL)")
     plan = loader.plan(settings, request.model, request.fetch)
     engine = loader.load(plan, settings, request.verbose, vocab_only=request.tokenizer_only)
-    try:
-        templates = _templates(plan, engine)
-        template = templates(plan.template.value)
-        policy: TurnPolicy | None = SceneTurns(request.scene) if request.scene else None
-        chat = Chat(
-            engine,
-            template,
-            request.system if request.system is not None else (settings.system or None),
-            settings.sampling,
-            history=settings.history,
-            model_name=plan.model.name,
-            templates=templates,
-            policy=policy,
-        )
-        ready = ReadyChat(chat, plan, engine, list(plan.notes))
-        if settings.session_cache and request.session is not None:
-            ready.cache_max_bytes = settings.session_cache_max_mb << 20
-        if request.session is not None:
-            ready.lock = _open_session(ready, request)
-    except BaseException:
-        engine.close()
-        raise
+    offload = plan.offload.n_gpu_layers
+    where = f"{offload} GPU layers" if offload else "CPU"
+    return Connected(
+        engine=engine,
+        model_name=plan.model.name,
+        template_name=plan.template.value,
+        texts=loader.model_texts(plan.header, engine),
+        where=f"{where}, {plan.threads} threads",
+        notes=list(plan.notes),
+        kv_type=plan.kv_type,
+        catalog_template=bool(plan.model.entry and plan.model.entry.template),
+    )
+
+
+def _ready(request: ChatRequest, connected: Connected) -> ReadyChat:
+    settings = request.settings
+    texts = connected.texts
+
+    def templates(name: str) -> Template:
+        return loader.make_template(name, texts)
+
+    policy: TurnPolicy | None = SceneTurns(request.scene) if request.scene else None
+    chat = Chat(
+        connected.engine,
+        templates(connected.template_name),
+        request.system if request.system is not None else (settings.system or None),
+        settings.sampling,
+        history=settings.history,
+        model_name=connected.model_name,
+        templates=templates,
+        policy=policy,
+    )
+    ready = ReadyChat(
+        chat, connected.engine, connected.where, connected.kv_type, list(connected.notes)
+    )
+    ready.closers = list(connected.closers)
+    if settings.session_cache and request.session is not None:
+        ready.cache_max_bytes = settings.session_cache_max_mb << 20
+    if request.session is not None:
+        ready.lock = _open_session(ready, request)
     return ready
 
 

@@ -72,14 +72,30 @@ def choose_template(settings: Settings, model: ResolvedModel, header: GGUFHeader
     return Choice(DEFAULT_TEMPLATE, "default (no catalog entry, no airoboros name, no template)")
 
 
-def make_template(choice: Choice, header: GGUFHeader, engine: LlamaEngine) -> Template:
-    """The Template object; `gguf` is built from the file's own jinja template."""
-    if choice.value != "gguf":
-        return get_template(choice.value)
-    if not header.chat_template:
-        raise UsageError(f"{header.path.name} has no chat template of its own; pick --template")
+@dataclass(frozen=True)
+class ModelTexts:
+    """What a `gguf` template is built from: the model's own jinja source (if any) and the
+    texts of its BOS and end-of-turn tokens."""
+
+    name: str
+    chat_template: str | None
+    bos: str
+    eog: tuple[str, ...]
+
+
+def model_texts(header: GGUFHeader, engine: LlamaEngine) -> ModelTexts:
     eog = tuple(dict.fromkeys((engine.token_text(engine.eos_id), *engine.eog_texts())))
-    return template_from_gguf(header.chat_template, engine.token_text(engine.bos_id), eog[0], eog)
+    bos = engine.token_text(engine.bos_id) if engine.bos_id >= 0 else ""
+    return ModelTexts(header.path.name, header.chat_template, bos, eog)
+
+
+def make_template(name: str, texts: ModelTexts) -> Template:
+    """The Template by name; `gguf` is built from the model's own jinja template."""
+    if name != "gguf":
+        return get_template(name)
+    if not texts.chat_template:
+        raise UsageError(f"{texts.name} has no chat template of its own; pick --template")
+    return template_from_gguf(texts.chat_template, texts.bos, texts.eog[0], texts.eog)
 
 
 def shape_of(header: GGUFHeader, kv_type: str = "f16") -> ModelShape:

@@ -1,0 +1,166 @@
+"""llama-server started by airochat (`--engine llama-server`, `--rpc`): on 127.0.0.1 at a free
+port, with the flags airochat would use in-process, stopped on every exit path.
+
+No orphans: the child is stopped by `stop()` (called from `finally` blocks on Ctrl-D, errors,
+SIGTERM and SIGHUP), by an atexit hook, and -- should airochat itself be killed outright -- by
+the kernel, which sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from airochat.errors import AirochatError
+
+HOW_TO_GET = (
+    "llama-server not found: give --llama-server PATH (or llama_server in config.toml), or put "
+    "it on PATH -- from a llama.cpp release archive, your package manager (brew install "
+    "llama.cpp), or built from source: cmake -B build -DGGML_RPC=ON && cmake --build build "
+    "--target llama-server"
+)
+_PR_SET_PDEATHSIG = 1
+
+
+class ServerStartError(AirochatError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerFlags:
+    """What the in-process engine would use, as llama-server flags."""
+
+    model: Path
+    ctx: int
+    threads: int
+    gpu_layers: int = 0
+    rope_freq_scale: float = 0.0
+    rope_freq_base: float = 0.0
+    kv_type: str = "f16"
+    rpc: tuple[str, ...] = ()
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+    def argv(self, binary: str, port: int) -> list[str]:
+        args = [binary, "--model", str(self.model), "--host", "127.0.0.1", "--port", str(port)]
+        args += ["--ctx-size", str(self.ctx), "--threads", str(self.threads)]
+        args += ["--n-gpu-layers", str(self.gpu_layers), "--parallel", "1", "--no-webui"]
+        if self.rope_freq_scale:
+            args += ["--rope-freq-scale", repr(self.rope_freq_scale)]
+        if self.rope_freq_base:
+            args += ["--rope-freq-base", repr(self.rope_freq_base)]
+        if self.kv_type != "f16":
+            args += ["-ctk", self.kv_type, "-ctv", self.kv_type, "--flash-attn", "on"]
+        if self.rpc:
+            args += ["--rpc", ",".join(self.rpc)]
+        return [*args, *self.extra]
+
+
+def find_binary(given: str | None) -> str:
+    """--llama-server PATH or the config's, else llama-server on PATH."""
+    if given:
+        path = Path(given).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ServerStartError(f"{given} is not an executable llama-server")
+        return str(path)
+    found = shutil.which("llama-server")
+    if found is None:
+        raise ServerStartError(HOW_TO_GET)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGTERM when airochat dies (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is ours to handle, not the child's
+
+
+class ServerProcess:
+    def __init__(self, binary: str, flags: ServerFlags, verbose: bool = False) -> None:
+        self.verbose = verbose  # show the server's log on stderr once it is up, and at the end
+        self._shown = 0
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = Path(tempfile.mkstemp(prefix="airochat-llama-server-", suffix=".log")[1])
+        self.argv = flags.argv(binary, self.port)
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        atexit.register(self.stop)
+
+    def wait_ready(self, timeout_s: float, progress: Callable[[str], None]) -> None:
+        """Until /health answers 200; the server's last log line if it dies or never does."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        said = 0.0
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerStartError(f"llama-server did not start: {self.last_log_line()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
+                    self.show_log()
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() - said > 2.0:
+                progress(f"llama-server is loading the model ... ({self.last_log_line()[:60]})")
+                said = time.monotonic()
+            time.sleep(0.1)
+        self.stop()
+        raise ServerStartError(f"llama-server was not ready in {timeout_s:.0f} s")
+
+    def show_log(self) -> None:
+        """With --verbose: what llama-server wrote since last shown, on stderr."""
+        if not self.verbose:
+            return
+        try:
+            data = self.log.read_bytes()
+        except OSError:
+            return
+        os.write(2, data[self._shown :])
+        self._shown = len(data)
+
+    def last_log_line(self) -> str:
+        try:
+            lines = [ln.strip() for ln in self.log.read_text(errors="replace").splitlines()]
+        except OSError:
+            return "(no log)"
+        useful = [ln for ln in lines if ln and ("error" in ln.lower() or "failed" in ln.lower())]
+        return (useful or [ln for ln in lines if ln] or ["(no output)"])[-1][:300]
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s); safe to call more than once."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.show_log()
+        self.log.unlink(missing_ok=True)
