@@ -99,3 +99,15 @@ def run_cli(
         proc.stdout.decode("utf-8", errors="replace"),
         proc.stderr.decode("utf-8", errors="replace"),
     )
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """llama-server and rpc-server are built (once per llama-cpp-python version, cached outside
+    the repo) before the tests run when a collected test needs them: the first build takes
+    minutes and must not count against one test's timeout."""
+    if any("tools" in getattr(item, "fixturenames", ()) for item in session.items):
+        from tests import llama_tools
+
+        if not llama_tools.built():
+            print("\nbuilding llama-server and ggml-rpc-server (first run only) ...", flush=True)
+            llama_tools.build()

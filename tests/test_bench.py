@@ -23,6 +23,7 @@ FIELDS = {
     "last_turn_cold_ttft_s",
     "turns",
     "resume",
+    "same_prompt",
 }
 TURN_FIELDS = {
     "turn",

@@ -174,6 +174,32 @@ class LlamaEngine:
             transcript += reply + reply_end
         return decoded / seconds if seconds else 0.0
 
+    def bare_tps(self, prompt: Sequence[int], sampling: Sampling) -> tuple[int, float]:
+        """Continue `prompt` with llama-cpp-python's generate() alone, stopping only at EOG
+        or the limit: (tokens, decode tokens/s)."""
+        self._llm.set_seed(sampling.seed)
+        count, first, last = 0, 0.0, 0.0
+        tokens = self._llm.generate(
+            list(prompt),
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            min_p=sampling.min_p,
+            temp=sampling.temperature,
+            repeat_penalty=sampling.repeat_penalty,
+        )
+        try:
+            for token in tokens:
+                last = time.perf_counter()
+                first = first or last
+                count += 1
+                if count >= sampling.max_tokens or self.is_eog(token):
+                    break
+        except RuntimeError as exc:
+            raise GenerationError(f"llama.cpp failed while generating: {exc}") from None
+        finally:
+            tokens.close()
+        return count, (count - 1) / (last - first) if count > 1 and last > first else 0.0
+
     def forget_cache(self) -> None:
         """Make the next prompt read from scratch (no KV prefix reuse)."""
         self._llm.reset()  # type: ignore[no-untyped-call]

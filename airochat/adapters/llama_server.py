@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from airochat.adapters.server_http import check, client, events, request
+from airochat.adapters.server_http import ServerGone, client, events, request, stream
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
@@ -166,12 +166,40 @@ class LlamaServerEngine:
         data = request(self.http, "POST", "/completion", "reading on the server", json=body)
         return float((data.get("timings") or {}).get("prompt_ms", 0.0)) / 1000
 
+    def bare_tps(self, prompt: Sequence[int], sampling: Sampling) -> tuple[int, float]:
+        """Continue `prompt` through /completion directly, same seed: (tokens, tokens/s)."""
+        body = {
+            "prompt": list(prompt), "n_predict": sampling.max_tokens,
+            "temperature": sampling.temperature, "top_k": sampling.top_k,
+            "top_p": sampling.top_p, "min_p": sampling.min_p,
+            "repeat_penalty": sampling.repeat_penalty, "seed": sampling.seed,
+            "stream": True, "cache_prompt": True, "return_tokens": True, "id_slot": 0,
+        }  # fmt: skip
+        count, first, last = 0, 0.0, 0.0
+        with stream(self.http, "/completion", body, "generating on the server") as response:
+            for event in events(response):
+                if event.get("tokens"):
+                    last = time.perf_counter()
+                    first = first or last
+                    count += len(event["tokens"])
+        return count, (count - 1) / (last - first) if count > 1 and last > first else 0.0
+
     def bare_chat_tps(
         self, turns: list[str], reply_end: str, sampling: Sampling, stop: list[str], n: int
     ) -> float:
         """The scripted chat as one growing text through llama-server's own /completion
         (it tokenizes, caches the prompt, stops on the strings): decode tokens/s over the
         stream as a client sees it, the same measure as airochat's."""
+        import httpx
+
+        try:
+            return self._bare_chat_tps(turns, reply_end, sampling, stop, n)
+        except httpx.TransportError as exc:
+            raise ServerGone(f"the server went away during the baseline: {exc}") from None
+
+    def _bare_chat_tps(
+        self, turns: list[str], reply_end: str, sampling: Sampling, stop: list[str], n: int
+    ) -> float:
         transcript, decoded, seconds = "", 0, 0.0
         for turn in turns:
             transcript += turn
@@ -182,8 +210,7 @@ class LlamaServerEngine:
                 "stop": stop, "stream": True, "cache_prompt": True, "id_slot": 0,
             }  # fmt: skip
             reply, count, first, last = "", 0, 0.0, 0.0
-            with self.http.stream("POST", "/completion", json=body) as response:
-                check(response, "generating on the server")
+            with stream(self.http, "/completion", body, "generating on the server") as response:
                 for event in events(response):
                     tokens = event.get("tokens") or []
                     if tokens:
@@ -229,8 +256,7 @@ class LlamaServerEngine:
         self._stop = False
         start = time.perf_counter()
         try:
-            with self.http.stream("POST", "/completion", json=body) as response:
-                check(response, "generating on the server")
+            with stream(self.http, "/completion", body, "generating on the server") as response:
                 yield from _Reply(self, stop, len(prompt), start).read(events(response))
         except httpx.TransportError as exc:
             from airochat.adapters.server_http import ServerError

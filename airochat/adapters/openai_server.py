@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from airochat.adapters.server_http import ServerError, check, client, events, request
+from airochat.adapters.server_http import ServerError, client, events, request, stream
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
@@ -218,8 +218,7 @@ class OpenAIEngine:
         self._stop = False
         start = time.perf_counter()
         try:
-            with self.http.stream("POST", "/v1/completions", json=body) as response:
-                check(response, "generating on the server")
+            with stream(self.http, "/v1/completions", body, "generating on the server") as response:
                 yield from self._read(events(response), stop, len(prompt), start)
         except httpx.TransportError as exc:
             raise ServerError(f"cannot reach the server at {self.url}: {exc}") from None

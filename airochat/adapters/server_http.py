@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airochat.errors import AirochatError
@@ -25,9 +26,15 @@ def client(url: str, api_key: str | None) -> httpx.Client:
     import httpx
 
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    # No read timeout: a long prompt on a slow machine may take minutes to the first token.
     return httpx.Client(
-        base_url=url.rstrip("/"), headers=headers, timeout=httpx.Timeout(15.0, read=None)
+        base_url=url.rstrip("/"),
+        headers=headers,
+        # No read timeout: a long prompt on a slow machine may take minutes to the first token.
+        timeout=httpx.Timeout(15.0, read=None),
+        # Servers close idle connections (llama-server after 5 s); a pooled connection kept
+        # as long would be reused just as the server drops it.
+        limits=httpx.Limits(keepalive_expiry=1.0),
+        transport=httpx.HTTPTransport(retries=1),
     )
 
 
@@ -54,15 +61,39 @@ def request(http: httpx.Client, method: str, path: str, what: str, **kwargs: Any
     """One JSON request; connection problems and HTTP errors as one line."""
     import httpx
 
-    try:
-        response = http.request(method, path, **kwargs)
-    except httpx.TransportError as exc:
-        raise ServerError(f"cannot reach the server at {http.base_url}: {_why(exc)}") from None
+    for attempt in (1, 2):
+        try:
+            response = http.request(method, path, **kwargs)
+            break
+        except httpx.RemoteProtocolError:  # dropped unanswered: nothing happened, ask again
+            if attempt == 2:
+                raise ServerError(
+                    f"the server at {http.base_url} keeps dropping requests"
+                ) from None
+        except httpx.TransportError as exc:
+            raise ServerError(f"cannot reach the server at {http.base_url}: {_why(exc)}") from None
     check(response, what)
     try:
         return response.json()
     except ValueError:
         raise ServerError(f"{what}: the server's answer is not JSON") from None
+
+
+@contextmanager
+def stream(http: httpx.Client, path: str, body: dict[str, Any], what: str) -> Iterator[Any]:
+    """A streamed POST. A request the server dropped without answering (it had just closed a
+    kept-alive connection) is sent once more: nothing was generated for it."""
+    import httpx
+
+    for attempt in (1, 2):
+        try:
+            with http.stream("POST", path, json=body) as response:
+                check(response, what)
+                yield response
+                return
+        except httpx.RemoteProtocolError as exc:
+            if attempt == 2 or "without sending a response" not in str(exc):
+                raise
 
 
 def _why(exc: Exception) -> str:

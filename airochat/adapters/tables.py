@@ -21,6 +21,12 @@ def print_bench(r: dict[str, Any], console: Console) -> None:
     head.add_row("overhead", f"{r['overhead'] * 100:+.1f} %")
     head.add_row("last turn: TTFT cold", f"{r['last_turn_cold_ttft_s']:.2f} s")
     head.add_row("peak RSS", f"{r['peak_rss_bytes'] / 2**20:.0f} MiB")
+    same = r.get("same_prompt") or {}
+    if same:
+        head.add_row(
+            f"same prompt and seed, {same['tokens']} tokens",
+            f"{same['chat_path_tps']:.1f} tok/s chat path, {same['raw_api_tps']:.1f} raw API",
+        )
     resume = r.get("resume") or {}
     if resume:
         head.add_row(

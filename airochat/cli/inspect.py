@@ -21,7 +21,9 @@ from airochat.cli.options import (
     RpcOpt,
     ServerKindOpt,
     ServerOpt,
+    TemperatureOpt,
     ThreadsOpt,
+    TopKOpt,
     VerboseOpt,
 )
 
@@ -44,6 +46,8 @@ def bench(
     ctx: CtxOpt = None,
     gpu_layers: GpuLayersOpt = None,
     kv_type: KvTypeOpt = None,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
     seed: Annotated[
         int, typer.Option("--seed", help="fixed for repeatable runs", metavar="N")
     ] = 42,
@@ -73,7 +77,7 @@ def bench(
 
         settings = settings_from(
             threads=threads, ctx=ctx, seed=seed, gpu_layers=gpu_layers, kv_type=kv_type,
-            engine=engine,
+            engine=engine, temperature=temperature, top_k=top_k,
         )  # fmt: skip
         err = make_console(stderr=True)
         flags = owned(ctx=ctx, gpu_layers=gpu_layers, threads=threads, kv_type=kv_type)

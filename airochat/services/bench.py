@@ -7,7 +7,7 @@ import resource
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -59,6 +59,10 @@ class BenchResult:
     last_turn_cold_ttft_s: float
     turns: list[BenchTurn] = field(default_factory=list)
     resume: dict[str, Any] = field(default_factory=dict)
+    # The last prompt continued for the same number of tokens with the same seed, through the
+    # chat path's engine and through the engine's raw API: the same tokens, so the two speeds
+    # compare the code around the model and nothing else.
+    same_prompt: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,6 +101,10 @@ class Benchable(Engine, Protocol):
     def bare_chat_tps(
         self, turns: list[str], reply_end: str, sampling: Sampling, stop: list[str], n: int
     ) -> float: ...
+
+    def bare_tps(self, prompt: Sequence[int], sampling: Sampling) -> tuple[int, float]:
+        """(tokens, decode tokens/s) continuing `prompt` through the raw API, same seed."""
+        ...
 
 
 def _play(chat: Chat, script: list[str], progress: Callable[[str], None]) -> _Played:
@@ -159,7 +167,10 @@ def run_bench(
     if isinstance(engine, KeepsCache) and isinstance(engine, LlamaEngine):
         progress("resume: the chat saved and loaded, with and without its cache")
         resume = _resume(chat, engine)
-    progress("baseline: the same chat through bare llama-cpp-python")
+    progress("same prompt, same seed: the chat path's engine against the raw API")
+    room = [p for p in played.prompts if len(p) + max(reply_tokens, 64) < engine.n_ctx]
+    same = _same_prompt(engine, chat, room[-1], reply_tokens) if room else {}
+    progress("baseline: the same chat through the engine's own completion API")
     baseline = _baseline(engine, chat, reply_tokens)
     decode_tps = played.decoded / played.decode_s if played.decode_s else 0.0
     return BenchResult(
@@ -176,7 +187,25 @@ def run_bench(
         last_turn_cold_ttft_s=last_cold,
         turns=played.turns,
         resume=resume,
+        same_prompt=same,
     )
+
+
+def _same_prompt(engine: Benchable, chat: Chat, prompt: list[int], n: int) -> dict[str, Any]:
+    sampling = replace(chat.sampling, max_tokens=max(n, 64), seed=max(chat.sampling.seed, 1))
+    ours, theirs = [], []
+    for _ in range(2):  # alternated, to even out the machine
+        engine.read_cold(prompt[:-1])
+        done = next(e for e in engine.generate(prompt, sampling) if isinstance(e, Done))
+        ours.append((done.generated, done.tokens_per_s))
+        engine.read_cold(prompt[:-1])
+        theirs.append(engine.bare_tps(prompt, sampling))
+    return {
+        "tokens": ours[0][0],
+        "raw_tokens": theirs[0][0],
+        "chat_path_tps": sum(t for _, t in ours) / len(ours),
+        "raw_api_tps": sum(t for _, t in theirs) / len(theirs),
+    }
 
 
 def _resume(chat: Chat, engine: LlamaEngine) -> dict[str, Any]:

@@ -13,12 +13,18 @@ from pathlib import Path
 
 from airochat.domain.closed_context import Document, closed_context, document_from_path
 from airochat.domain.config import Sampling
-from airochat.domain.events import ChatEvent
+from airochat.domain.events import ChatEvent, Done
 from airochat.errors import AirochatError, UsageError
 from airochat.services import session_cache, session_file
 from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
 from airochat.services.roleplay import SceneTurns
+
+
+def read_count(done: Done) -> str:
+    """What the engine read this turn; `?` where a server does not say."""
+    return str(done.prompt_eval_tokens) if done.prompt_eval_tokens >= 0 else "?"
+
 
 # Plays a turn's events on the screen (and autosaves): the REPL's own.
 PlayTurn = Callable[[Iterator[ChatEvent]], None]
@@ -155,7 +161,7 @@ class Commands:
             return False
         d = st.last
         self.io.show(
-            f"last reply: {d.prompt_tokens} prompt tokens ({d.prompt_eval_tokens} read new) · "
+            f"last reply: {d.prompt_tokens} prompt tokens ({read_count(d)} read new) · "
             f"{d.generated} generated · first token {d.ttft_s:.2f}s · {d.tokens_per_s:.1f} tok/s"
             f" · ended: {d.finish_reason}\n{used}"
         )

@@ -11,14 +11,14 @@ from airochat.errors import AirochatError
 from airochat.services import session_cache, session_file
 from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
-from airochat.services.commands import Commands, commands_for
+from airochat.services.commands import Commands, commands_for, read_count
 from airochat.services.roleplay import SceneTurns
 
 
 def reply_summary(done: Done) -> str:
     return (
         f"{done.generated} tokens · {done.tokens_per_s:.1f} tok/s · "
-        f"first token {done.ttft_s:.2f}s · read {done.prompt_eval_tokens} new prompt tokens"
+        f"first token {done.ttft_s:.2f}s · read {read_count(done)} new prompt tokens"
     )
 
 
