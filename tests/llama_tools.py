@@ -60,6 +60,15 @@ def _sdist(work: Path) -> Path:
     return next(work.glob("llama_cpp_python-*/vendor/llama.cpp"))
 
 
+def _quiet(argv: list[str], log: Path) -> None:
+    """Run a build step with its (very long) output in a log; its tail if it fails."""
+    with log.open("ab") as out:
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = log.read_text(errors="replace").splitlines()[-40:]
+        raise RuntimeError(f"{' '.join(argv[:3])} failed:\n" + "\n".join(tail))
+
+
 def build() -> Path:
     """Build (or find) the two binaries; returns their directory."""
     out = bin_dir()

@@ -33,3 +33,28 @@ def test_stream_renders_everything_once() -> None:
     for piece in ("Title", "bold", "print('hi')", "The end."):
         assert piece in rendered
     assert "**" not in rendered and "```" not in rendered  # rendered, not raw
+
+
+def test_a_long_list_is_many_blocks_and_streams_as_it_renders_whole() -> None:
+    """A reply that is one long numbered list (the demo model's habit) must not be one block
+    re-rendered whole on every repaint; streamed piece by piece it shows what rendering the
+    whole reply at once shows."""
+    import io
+
+    from rich.console import Console
+
+    from airochat.adapters.markdown_stream import MarkdownStream, ReplyMarkdown
+
+    items = [
+        f"{i}. Item {i} with words that wrap at the edge of a narrow screen" for i in range(1, 40)
+    ]
+    text = "Here:\n\n" + "\n".join(items) + "\n\nDone.\n- a\n- b\n"
+    blocks, _tail = split_blocks(text)
+    assert len(blocks) > 30
+    streamed, whole = io.StringIO(), io.StringIO()
+    view = MarkdownStream(Console(file=streamed, width=60, force_terminal=False))
+    for i in range(0, len(text), 7):
+        view.update(text[i : i + 7])
+    view.close()
+    Console(file=whole, width=60, force_terminal=False).print(ReplyMarkdown(text))
+    assert streamed.getvalue() == whole.getvalue()

@@ -18,11 +18,14 @@ from rich.markdown import ListItem, Markdown, MarkdownElement
 from rich.segment import Segment
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+_ITEM = re.compile(r"^(?:\d{1,9}[.)]|[-*+])[ \t]")  # a top-level list item begins
 
 
 def split_blocks(text: str) -> tuple[list[str], str]:
-    """(finished blocks, open tail). A block ends at a blank line outside a code fence; the
-    text after the last such line is the open tail."""
+    """(finished blocks, open tail). A block ends at a blank line outside a code fence, and
+    a list item ends where the next top-level item of its list begins (a long list is many
+    blocks, not one that is re-rendered whole on every repaint). The text after the last
+    boundary is the open tail."""
     lines = text.split("\n")
     done: list[str] = []
     start = 0
@@ -37,7 +40,26 @@ def split_blocks(text: str) -> tuple[list[str], str]:
         elif fence is None and not line.strip() and i > start:
             done.append("\n".join(lines[start:i]))
             start = i + 1
+        elif fence is None and i > start and _ITEM.match(line) and _ITEM.match(lines[start]):
+            done.append("\n".join(lines[start:i]))
+            start = i
     return done, "\n".join(lines[start:])
+
+
+class _Continued:
+    """A block that goes on a list printed just above it: rendered without the blank line
+    rich puts before a list, so the items read as one list."""
+
+    def __init__(self, renderable: Markdown) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = console.render_lines(self.renderable, options, pad=False)
+        while lines and not "".join(seg.text for seg in lines[0]).strip():
+            lines.pop(0)
+        for line in lines:
+            yield from line
+            yield Segment.line()
 
 
 class _NumberedItem(ListItem):
@@ -46,7 +68,9 @@ class _NumberedItem(ListItem):
     def render_number(
         self, console: Console, options: ConsoleOptions, number: int, last_number: int
     ) -> RenderResult:
-        width = len(str(last_number)) + 3
+        # At least two digits: a streamed list is printed item by item, before its last
+        # number is known, and should line up as the whole reply would (up to 99 items).
+        width = max(len(str(last_number)), 2) + 3
         lines = console.render_lines(
             self.elements, options.update(width=options.max_width - width), style=self.style
         )
@@ -82,9 +106,17 @@ class MarkdownStream:
         self.text = ""
         self.printed = 0  # finished blocks already printed
         self._live: Live | None = None
+        self._in_list = False  # the last block printed was a list item
 
-    def _md(self, text: str) -> Markdown:
-        return ReplyMarkdown(text, code_theme=self.code_theme)
+    def _md(self, text: str) -> Markdown | _Continued:
+        markdown = ReplyMarkdown(text, code_theme=self.code_theme)
+        return _Continued(markdown) if self._in_list and _ITEM.match(text) else markdown
+
+    def _print(self, console: Console, block: str) -> None:
+        if self._in_list and not _ITEM.match(block):
+            console.line()  # rich's margin after a list, as when the reply renders whole
+        console.print(self._md(block))
+        self._in_list = bool(_ITEM.match(block))
 
     def update(self, chunk: str) -> None:
         self.text += chunk
@@ -92,7 +124,7 @@ class MarkdownStream:
         if len(blocks) > self.printed:
             live = self._ensure_live()
             for block in blocks[self.printed :]:
-                live.console.print(self._md(block))  # printed above the live region
+                self._print(live.console, block)  # printed above the live region
             self.printed = len(blocks)
         self._ensure_live().update(self._md(tail))
 
@@ -114,8 +146,8 @@ class MarkdownStream:
             self._live = None
         rest = [*blocks[self.printed :], tail] if tail.strip() else blocks[self.printed :]
         for block in rest:
-            self.console.print(self._md(block))
-        self.text, self.printed = "", 0
+            self._print(self.console, block)
+        self.text, self.printed, self._in_list = "", 0, False
 
     def __enter__(self) -> MarkdownStream:
         return self
