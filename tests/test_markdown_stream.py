@@ -58,3 +58,37 @@ def test_a_long_list_is_many_blocks_and_streams_as_it_renders_whole() -> None:
     view.close()
     Console(file=whole, width=60, force_terminal=False).print(ReplyMarkdown(text))
     assert streamed.getvalue() == whole.getvalue()
+
+
+def test_a_reply_taller_than_the_terminal_streams_without_copies() -> None:
+    """A paragraph that grows past the terminal's height while the live window repaints:
+    rich cannot move the cursor above the top of the screen to redraw it, so the window must
+    stay small -- else every repaint leaves a copy of the reply in the scrollback (seen with
+    the demo model's one-line numbered lists). Read through a terminal emulator."""
+    import time
+
+    import pyte
+
+    screen = pyte.HistoryScreen(80, 24, history=5000)
+    stream = pyte.Stream(screen)
+
+    class Terminal(io.StringIO):
+        def write(self, data: str) -> int:
+            stream.feed(data.replace("\n", "\r\n"))
+            return len(data)
+
+        def isatty(self) -> bool:
+            return True
+
+    console = Console(file=Terminal(), width=80, height=24, force_terminal=True)
+    words = [f"w{i}" for i in range(600)]
+    view = MarkdownStream(console)
+    view.update("1. ")
+    for i in range(0, len(words), 6):
+        view.update(" ".join(words[i : i + 6]) + " ")
+        time.sleep(0.01)  # slower than the window's repaints (8 a second)
+    view.close()
+    lines = ["".join(c.data for c in row.values()) for row in screen.history.top]
+    text = " ".join([*lines, *screen.display])
+    shown = text.split()
+    assert [w for w in shown if w.startswith("w")] == words  # every word once, in order

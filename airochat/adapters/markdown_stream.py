@@ -9,6 +9,7 @@ however long the reply grows (the trick aider's mdstream uses, cut at block boun
 from __future__ import annotations
 
 import re
+import time
 from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
@@ -99,41 +100,81 @@ class ReplyMarkdown(Markdown):
         self.parsed = parser.enable("strikethrough").enable("table").parse(markup)
 
 
+class _Lines:
+    """Rendered lines as a renderable (printed above the live window, or shown in it)."""
+
+    def __init__(self, lines: list[list[Segment]]) -> None:
+        self.lines = lines
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in self.lines:
+            yield from line
+            yield Segment.line()
+
+
 class MarkdownStream:
+    """Finished blocks are printed once; of the open block, the lines that can no longer
+    change are printed too, and only its last few lines live in the repainted window. A
+    window taller than the terminal cannot be redrawn (the cursor cannot go above the top),
+    and a long paragraph would otherwise leave a copy of itself in the scrollback at every
+    repaint."""
+
+    LIVE_LINES = 6  # the open block's last lines that may still change (wrapping, a heading)
+    REPAINT_S = 0.1  # the open block is re-rendered at most this often
+
     def __init__(self, console: Console, code_theme: str = "monokai") -> None:
         self.console = console
         self.code_theme = code_theme
         self.text = ""
         self.printed = 0  # finished blocks already printed
+        self.tail_printed = 0  # lines of the open block already printed above the window
         self._live: Live | None = None
         self._in_list = False  # the last block printed was a list item
+        self._rendered_at = 0.0
 
     def _md(self, text: str) -> Markdown | _Continued:
         markdown = ReplyMarkdown(text, code_theme=self.code_theme)
         return _Continued(markdown) if self._in_list and _ITEM.match(text) else markdown
 
-    def _print(self, console: Console, block: str) -> None:
+    def _lines(self, block: str) -> list[list[Segment]]:
+        lines = self.console.render_lines(self._md(block), self.console.options, pad=False)
         if self._in_list and not _ITEM.match(block):
-            console.line()  # rich's margin after a list, as when the reply renders whole
-        console.print(self._md(block))
+            lines = [[], *lines]  # rich's margin after a list, as when the reply renders whole
+        return lines
+
+    def _finish(self, console: Console, block: str) -> None:
+        """A block that can no longer change: what was not printed of it yet."""
+        console.print(_Lines(self._lines(block)[self.tail_printed :]))
         self._in_list = bool(_ITEM.match(block))
+        self.tail_printed = 0
 
     def update(self, chunk: str) -> None:
         self.text += chunk
         blocks, tail = split_blocks(self.text)
-        if len(blocks) > self.printed:
-            live = self._ensure_live()
-            for block in blocks[self.printed :]:
-                self._print(live.console, block)  # printed above the live region
-            self.printed = len(blocks)
-        self._ensure_live().update(self._md(tail))
+        live = self._ensure_live()
+        for block in blocks[self.printed :]:
+            self._finish(live.console, block)  # printed above the live window
+        fresh = len(blocks) > self.printed
+        self.printed = len(blocks)
+        now = time.monotonic()
+        if fresh or now - self._rendered_at >= self.REPAINT_S:
+            self._rendered_at = now
+            self._show_tail(live, tail)
+
+    def _show_tail(self, live: Live, tail: str) -> None:
+        lines = self._lines(tail) if tail else []
+        stable = len(lines) - self.LIVE_LINES
+        if stable > self.tail_printed:
+            live.console.print(_Lines(lines[self.tail_printed : stable]))
+            self.tail_printed = stable
+        live.update(_Lines(lines[self.tail_printed :]))
 
     def _ensure_live(self) -> Live:
         if self._live is None:
             self._live = Live(
                 console=self.console,
                 refresh_per_second=8,
-                transient=True,  # the tail is printed for good in close()
+                transient=True,  # the window's lines are printed for good in close()
                 vertical_overflow="visible",
             )
             self._live.start()
@@ -146,8 +187,8 @@ class MarkdownStream:
             self._live = None
         rest = [*blocks[self.printed :], tail] if tail.strip() else blocks[self.printed :]
         for block in rest:
-            self._print(self.console, block)
-        self.text, self.printed, self._in_list = "", 0, False
+            self._finish(self.console, block)
+        self.text, self.printed, self._in_list, self.tail_printed = "", 0, False, 0
 
     def __enter__(self) -> MarkdownStream:
         return self
