@@ -86,9 +86,49 @@ def test_a_reply_taller_than_the_terminal_streams_without_copies() -> None:
     view.update("1. ")
     for i in range(0, len(words), 6):
         view.update(" ".join(words[i : i + 6]) + " ")
-        time.sleep(0.01)  # slower than the window's repaints (8 a second)
+        time.sleep(0.01)  # the window repaints between chunks (REPAINT_S)
     view.close()
     lines = ["".join(c.data for c in row.values()) for row in screen.history.top]
     text = " ".join([*lines, *screen.display])
     shown = text.split()
     assert [w for w in shown if w.startswith("w")] == words  # every word once, in order
+
+
+def test_no_line_is_ever_shown_twice_while_streaming() -> None:
+    """The lines that leave the live window are printed above it in the same write that
+    repaints the window without them: between two repaints the screen must not show a line
+    both printed and still in the window (seen as a doubled line in tmux while the demo
+    model streamed). Every write is read through a terminal emulator."""
+    import time
+
+    import pyte
+
+    screen = pyte.HistoryScreen(80, 24, history=5000)
+    stream = pyte.Stream(screen)
+    doubled: list[str] = []
+
+    def shown() -> list[str]:
+        rows = ["".join(c.data for c in row.values()) for row in screen.history.top]
+        return [w for w in " ".join([*rows, *screen.display]).split() if w.startswith("w")]
+
+    class Terminal(io.StringIO):
+        def write(self, data: str) -> int:
+            stream.feed(data.replace("\n", "\r\n"))
+            words = shown()
+            if len(words) != len(set(words)):
+                doubled.append(" ".join(words[-30:]))
+            return len(data)
+
+        def isatty(self) -> bool:
+            return True
+
+    console = Console(file=Terminal(), width=80, height=24, force_terminal=True)
+    words = [f"w{i}" for i in range(400)]
+    view = MarkdownStream(console)
+    view.update("Intro paragraph.\n\n")
+    for i in range(0, len(words), 5):
+        view.update(" ".join(words[i : i + 5]) + (" " if i % 100 else "\n\n"))
+        time.sleep(0.01)  # slow enough for the window to repaint between chunks
+    view.close()
+    assert not doubled, doubled[0]
+    assert shown() == words

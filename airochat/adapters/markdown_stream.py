@@ -142,38 +142,51 @@ class MarkdownStream:
             lines = [[], *lines]  # rich's margin after a list, as when the reply renders whole
         return lines
 
-    def _finish(self, console: Console, block: str) -> None:
-        """A block that can no longer change: what was not printed of it yet."""
-        console.print(_Lines(self._lines(block)[self.tail_printed :]))
+    def _finished(self, block: str) -> list[list[Segment]]:
+        """A block that can no longer change: the lines of it not printed yet."""
+        lines = self._lines(block)[self.tail_printed :]
         self._in_list = bool(_ITEM.match(block))
         self.tail_printed = 0
+        return lines
 
     def update(self, chunk: str) -> None:
         self.text += chunk
         blocks, tail = split_blocks(self.text)
         live = self._ensure_live()
-        for block in blocks[self.printed :]:
-            self._finish(live.console, block)  # printed above the live window
         fresh = len(blocks) > self.printed
-        self.printed = len(blocks)
         now = time.monotonic()
-        if fresh or now - self._rendered_at >= self.REPAINT_S:
-            self._rendered_at = now
-            self._show_tail(live, tail)
+        if not fresh and now - self._rendered_at < self.REPAINT_S:
+            return
+        self._rendered_at = now
+        above: list[list[Segment]] = []
+        for block in blocks[self.printed :]:
+            above += self._finished(block)
+        self.printed = len(blocks)
+        window = self._window(tail, above)
+        # One write: the window is repainted without the lines that leave it before they
+        # are printed above it, so no line is ever on the screen twice.
+        with live.console:
+            live.update(_Lines(window), refresh=True)
+            if above:
+                live.console.print(_Lines(above))
 
-    def _show_tail(self, live: Live, tail: str) -> None:
+    def _window(self, tail: str, above: list[list[Segment]]) -> list[list[Segment]]:
+        """The open block's last lines, for the live window; the lines before them can no
+        longer change and are added to `above`."""
         lines = self._lines(tail) if tail else []
         stable = len(lines) - self.LIVE_LINES
         if stable > self.tail_printed:
-            live.console.print(_Lines(lines[self.tail_printed : stable]))
+            above += lines[self.tail_printed : stable]
             self.tail_printed = stable
-        live.update(_Lines(lines[self.tail_printed :]))
+        return lines[self.tail_printed :]
 
     def _ensure_live(self) -> Live:
         if self._live is None:
             self._live = Live(
                 console=self.console,
-                refresh_per_second=8,
+                # Repainted by update() only: a refresh thread would write between the
+                # window's repaint and the lines printed above it.
+                auto_refresh=False,
                 transient=True,  # the window's lines are printed for good in close()
                 vertical_overflow="visible",
             )
@@ -187,7 +200,7 @@ class MarkdownStream:
             self._live = None
         rest = [*blocks[self.printed :], tail] if tail.strip() else blocks[self.printed :]
         for block in rest:
-            self._finish(self.console, block)
+            self.console.print(_Lines(self._finished(block)))
         self.text, self.printed, self._in_list, self.tail_printed = "", 0, False, 0
 
     def __enter__(self) -> MarkdownStream:
