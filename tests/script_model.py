@@ -15,9 +15,9 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-from gguf import GGUFWriter, TokenType
+from gguf import TokenType
 
-from tests.tiny_model import vocab
+from tests.tiny_model import Shape, llama_writer, vocab, write_out
 
 
 def write_script_model(path: Path, pieces: list[str], loop: bool = False) -> Path:
@@ -41,25 +41,8 @@ def write_script_model(path: Path, pieces: list[str], loop: bool = False) -> Pat
     for t in range(n_vocab):
         if t not in chain:
             out[2, t] = 50.0  # any other token: end the reply
-    writer = GGUFWriter(str(path), "llama")
-    writer.add_name("script-model-test")
-    writer.add_context_length(4096)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(1)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_rope_dimension_count(n_embd // n_head)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_file_type(0)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_unk_token_id(0)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_add_bos_token(True)
+    shape = Shape(n_embd, n_ff, n_head, n_layer=1)
+    writer = llama_writer(path, "script-model-test", (tokens, scores, types), shape, ctx=4096)
     writer.add_tensor("token_embd.weight", embd)
     zero = np.zeros((n_embd, n_embd), dtype=np.float32)
     writer.add_tensor("blk.0.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
@@ -71,8 +54,4 @@ def write_script_model(path: Path, pieces: list[str], loop: bool = False) -> Pat
     writer.add_tensor("blk.0.ffn_down.weight", np.zeros((n_embd, n_ff), dtype=np.float32))
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
     writer.add_tensor("output.weight", out)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_out(writer, path)

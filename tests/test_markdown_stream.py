@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 from rich.console import Console
 
@@ -67,20 +68,7 @@ def test_a_reply_taller_than_the_terminal_streams_without_copies() -> None:
     the demo model's one-line numbered lists). Read through a terminal emulator."""
     import time
 
-    import pyte
-
-    screen = pyte.HistoryScreen(80, 24, history=5000)
-    stream = pyte.Stream(screen)
-
-    class Terminal(io.StringIO):
-        def write(self, data: str) -> int:
-            stream.feed(data.replace("\n", "\r\n"))
-            return len(data)
-
-        def isatty(self) -> bool:
-            return True
-
-    console = Console(file=Terminal(), width=80, height=24, force_terminal=True)
+    console, shown = _terminal()
     words = [f"w{i}" for i in range(600)]
     view = MarkdownStream(console)
     view.update("1. ")
@@ -88,10 +76,7 @@ def test_a_reply_taller_than_the_terminal_streams_without_copies() -> None:
         view.update(" ".join(words[i : i + 6]) + " ")
         time.sleep(0.01)  # the window repaints between chunks (REPAINT_S)
     view.close()
-    lines = ["".join(c.data for c in row.values()) for row in screen.history.top]
-    text = " ".join([*lines, *screen.display])
-    shown = text.split()
-    assert [w for w in shown if w.startswith("w")] == words  # every word once, in order
+    assert shown() == words  # every word once, in order
 
 
 def test_no_line_is_ever_shown_twice_while_streaming() -> None:
@@ -101,28 +86,13 @@ def test_no_line_is_ever_shown_twice_while_streaming() -> None:
     model streamed). Every write is read through a terminal emulator."""
     import time
 
-    import pyte
+    doubled: list[list[str]] = []  # what the screen showed when a word stood there twice
 
-    screen = pyte.HistoryScreen(80, 24, history=5000)
-    stream = pyte.Stream(screen)
-    doubled: list[str] = []
+    def check(words: list[str]) -> None:
+        if len(words) != len(set(words)):
+            doubled.append(words[-30:])
 
-    def shown() -> list[str]:
-        rows = ["".join(c.data for c in row.values()) for row in screen.history.top]
-        return [w for w in " ".join([*rows, *screen.display]).split() if w.startswith("w")]
-
-    class Terminal(io.StringIO):
-        def write(self, data: str) -> int:
-            stream.feed(data.replace("\n", "\r\n"))
-            words = shown()
-            if len(words) != len(set(words)):
-                doubled.append(" ".join(words[-30:]))
-            return len(data)
-
-        def isatty(self) -> bool:
-            return True
-
-    console = Console(file=Terminal(), width=80, height=24, force_terminal=True)
+    console, shown = _terminal(check)
     words = [f"w{i}" for i in range(400)]
     view = MarkdownStream(console)
     view.update("Intro paragraph.\n\n")
@@ -132,3 +102,30 @@ def test_no_line_is_ever_shown_twice_while_streaming() -> None:
     view.close()
     assert not doubled, doubled[0]
     assert shown() == words
+
+
+def _terminal(
+    after_write: Callable[[list[str]], object] = lambda words: None,
+) -> tuple[Console, Callable[[], list[str]]]:
+    """A console writing into a terminal emulator at 80x24 with scrollback, and a function
+    that reads the words `w<N>` shown (scrollback and screen); `after_write` sees them after
+    every write."""
+    import pyte
+
+    screen = pyte.HistoryScreen(80, 24, history=5000)
+    stream = pyte.Stream(screen)
+
+    def shown() -> list[str]:
+        rows = ["".join(c.data for c in row.values()) for row in screen.history.top]
+        return [w for w in " ".join([*rows, *screen.display]).split() if w.startswith("w")]
+
+    class Terminal(io.StringIO):
+        def write(self, data: str) -> int:
+            stream.feed(data.replace("\n", "\r\n"))
+            after_write(shown())
+            return len(data)
+
+        def isatty(self) -> bool:
+            return True
+
+    return Console(file=Terminal(), width=80, height=24, force_terminal=True), shown

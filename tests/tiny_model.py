@@ -7,6 +7,7 @@ it like any other llama model.
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,25 +74,8 @@ def write_tiny_llama(
     def w(*shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * 0.2).astype(np.float32)
 
-    writer = GGUFWriter(str(path), "llama")
-    writer.add_name("tiny-llama-test")
-    writer.add_context_length(ctx)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_rope_dimension_count(n_embd // n_head)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_file_type(0)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_unk_token_id(0)
-    writer.add_bos_token_id(bos_id)
-    writer.add_eos_token_id(2)
-    writer.add_add_bos_token(True)
+    shape = Shape(n_embd, n_ff, n_head, n_layer)
+    writer = llama_writer(path, "tiny-llama-test", (tokens, scores, types), shape, ctx, bos_id)
     if chat_template is not None:
         writer.add_chat_template(chat_template)
     writer.add_tensor("token_embd.weight", w(n_vocab, n_embd))
@@ -105,6 +89,51 @@ def write_tiny_llama(
         writer.add_tensor(f"blk.{i}.ffn_down.weight", w(n_embd, n_ff))
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
     writer.add_tensor("output.weight", w(n_vocab, n_embd))
+    return write_out(writer, path)
+
+
+@dataclass(frozen=True)
+class Shape:
+    n_embd: int
+    n_ff: int
+    n_head: int
+    n_layer: int
+
+
+def llama_writer(
+    path: Path,
+    name: str,
+    vocabulary: tuple[list[str], list[float], list[int]],
+    shape: Shape,
+    ctx: int,
+    bos_id: int = 1,
+) -> GGUFWriter:
+    """A GGUF writer holding a llama model's metadata and SentencePiece vocabulary; the
+    caller adds the tensors."""
+    tokens, scores, types = vocabulary
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_name(name)
+    writer.add_context_length(ctx)
+    writer.add_embedding_length(shape.n_embd)
+    writer.add_block_count(shape.n_layer)
+    writer.add_feed_forward_length(shape.n_ff)
+    writer.add_head_count(shape.n_head)
+    writer.add_head_count_kv(shape.n_head)
+    writer.add_rope_dimension_count(shape.n_embd // shape.n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(0)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_unk_token_id(0)
+    writer.add_bos_token_id(bos_id)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(True)
+    return writer
+
+
+def write_out(writer: GGUFWriter, path: Path) -> Path:
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
