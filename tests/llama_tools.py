@@ -36,24 +36,10 @@ def built() -> bool:
     return all((bin_dir() / t).is_file() for t in TARGETS)
 
 
-def _sdist(work: Path) -> Path:
+def _sdist(work: Path, log: Path) -> Path:
     ver = version("llama-cpp-python")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            f"llama-cpp-python=={ver}",
-            "-d",
-            str(work),
-            "-q",
-        ],
-        check=True,
-    )
+    pip = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+    _quiet([*pip, f"llama-cpp-python=={ver}", "-d", str(work)], log)
     archive = next(work.glob("llama_cpp_python-*.tar.gz"))
     with tarfile.open(archive) as tar:
         tar.extractall(work, filter="data")
@@ -78,7 +64,9 @@ def build() -> Path:
         if built():
             return out
         with tempfile.TemporaryDirectory(prefix="llama-tools-") as tmp:
-            src = _sdist(Path(tmp))
+            log = out.parent / "build.log"  # kept: what a failed or slow build did
+            log.unlink(missing_ok=True)
+            src = _sdist(Path(tmp), log)
             build_dir = Path(tmp) / "build"
             flags = [
                 "-DCMAKE_BUILD_TYPE=Release",
@@ -90,17 +78,9 @@ def build() -> Path:
                 "-DLLAMA_BUILD_EXAMPLES=OFF",
                 "-DBUILD_SHARED_LIBS=OFF",
             ]
-            subprocess.run(
-                ["cmake", "-S", str(src), "-B", str(build_dir), *flags],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            _quiet(["cmake", "-S", str(src), "-B", str(build_dir), *flags], log)
             jobs = str(os.cpu_count() or 2)
-            subprocess.run(
-                ["cmake", "--build", str(build_dir), "-j", jobs, "--target", *TARGETS],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
+            _quiet(["cmake", "--build", str(build_dir), "-j", jobs, "--target", *TARGETS], log)
             staging = out.with_name("bin.tmp")
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir()
