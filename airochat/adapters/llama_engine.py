@@ -264,12 +264,9 @@ class LlamaEngine:
 
     def eog_texts(self) -> tuple[str, ...]:
         """Texts of the end-of-generation tokens other than EOS (e.g. `<end_of_turn>`)."""
-        n_vocab = self._lib.llama_vocab_n_tokens(self._vocab)
-        out = []
-        for tok in range(n_vocab):
-            if tok != self.eos_id and self.is_eog(tok):
-                out.append(self.token_text(tok))
-        return tuple(t for t in out if t)
+        eos, is_eog = self.eos_id, self._lib.llama_vocab_is_eog
+        eog = [t for t in range(self.n_vocab) if t != eos and is_eog(self._vocab, t)]
+        return tuple(text for text in map(self.token_text, eog) if text)
 
     def piece(self, token: int) -> bytes:
         cached = self._pieces.get(token)
