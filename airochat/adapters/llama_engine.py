@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from airochat.adapters import llama_log
+from airochat.adapters.reply_clock import ReplyClock
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
@@ -178,27 +179,18 @@ class LlamaEngine:
         """Continue `prompt` with llama-cpp-python's generate() alone, stopping only at EOG
         or the limit: (tokens, decode tokens/s)."""
         self._llm.set_seed(sampling.seed)
-        count, first, last = 0, 0.0, 0.0
-        tokens = self._llm.generate(
-            list(prompt),
-            top_k=sampling.top_k,
-            top_p=sampling.top_p,
-            min_p=sampling.min_p,
-            temp=sampling.temperature,
-            repeat_penalty=sampling.repeat_penalty,
-        )
+        clock = ReplyClock()
+        tokens = self._llm.generate(list(prompt), **_sampler(sampling))
         try:
             for token in tokens:
-                last = time.perf_counter()
-                first = first or last
-                count += 1
-                if count >= sampling.max_tokens or self.is_eog(token):
+                clock.tick()
+                if clock.received >= sampling.max_tokens or self.is_eog(token):
                     break
         except RuntimeError as exc:
             raise GenerationError(f"llama.cpp failed while generating: {exc}") from None
         finally:
             tokens.close()
-        return count, (count - 1) / (last - first) if count > 1 and last > first else 0.0
+        return clock.received, clock.tokens_per_s
 
     def forget_cache(self) -> None:
         """Make the next prompt read from scratch (no KV prefix reuse)."""
@@ -258,9 +250,7 @@ class LlamaEngine:
 
     def token_text(self, token: int) -> str:
         """A token's text with special tokens spelled out (`<bos>`, `<|im_end|>`)."""
-        buf = ctypes.create_string_buffer(256)
-        n = self._lib.llama_token_to_piece(self._vocab, token, buf, 256, 0, True)
-        return buf.raw[: max(n, 0)].decode("utf-8", errors="replace")
+        return self._to_piece(token, special=True).decode("utf-8", errors="replace")
 
     def eog_texts(self) -> tuple[str, ...]:
         """Texts of the end-of-generation tokens other than EOS (e.g. `<end_of_turn>`)."""
@@ -271,11 +261,14 @@ class LlamaEngine:
     def piece(self, token: int) -> bytes:
         cached = self._pieces.get(token)
         if cached is None:
-            buf = ctypes.create_string_buffer(256)
-            n = self._lib.llama_token_to_piece(self._vocab, token, buf, 256, 0, False)
-            cached = buf.raw[: max(n, 0)]
-            self._pieces[token] = cached
+            cached = self._pieces[token] = self._to_piece(token, special=False)
         return cached
+
+    def _to_piece(self, token: int, special: bool) -> bytes:
+        # llama-cpp-python's own token_to_piece returns the NUL-padded buffer.
+        buf = ctypes.create_string_buffer(256)
+        n = self._lib.llama_token_to_piece(self._vocab, token, buf, 256, 0, special)
+        return buf.raw[: max(n, 0)]
 
     def detokenize(self, tokens: Sequence[int]) -> str:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
@@ -377,14 +370,7 @@ class LlamaEngine:
         self._lib.llama_perf_context_reset(self._ctx)
         run = _Run(ReplyText(self, stop), min(params.max_tokens, self.n_ctx - n_prompt))
         self._abort_hook(True)
-        gen = self._llm.generate(
-            list(prompt),
-            top_k=params.top_k,
-            top_p=params.top_p,
-            min_p=params.min_p,
-            temp=params.temperature,
-            repeat_penalty=params.repeat_penalty,
-        )
+        gen = self._llm.generate(list(prompt), **_sampler(params))
         try:
             yield from self._stream(gen, run)
         except (RuntimeError, ValueError) as exc:
@@ -400,12 +386,12 @@ class LlamaEngine:
         tail = run.text.flush()
         if tail:
             yield TextChunk(tail)
-        yield run.done(n_prompt, self._prompt_evaluated(run.received))
+        yield run.done(n_prompt, self._prompt_evaluated(run.clock.received))
 
     def _stream(self, gen: Iterator[int], run: _Run) -> Iterator[EngineEvent]:
         for token in gen:
-            run.tick()
-            if run.received == 1:
+            run.clock.tick()
+            if run.clock.received == 1:
                 self._abort_hook(False)
             if self.is_eog(token):
                 run.finish = "stop"
@@ -436,30 +422,31 @@ class _Run:
     text: ReplyText
     budget: int
     finish: FinishReason = "length"
-    received: int = 0
-    start: float = field(default_factory=time.perf_counter)
-    first_at: float = 0.0
-    last_at: float = 0.0
-
-    def tick(self) -> None:
-        self.last_at = time.perf_counter()
-        self.received += 1
-        if self.received == 1:
-            self.first_at = self.last_at
+    clock: ReplyClock = field(default_factory=ReplyClock)
 
     def done(self, n_prompt: int, evaluated: int) -> Done:
-        end = self.last_at or time.perf_counter()
         return Done(
             finish_reason=self.finish,
             text=self.text.text,
             tokens=list(self.text.tokens),
             prompt_tokens=n_prompt,
             prompt_eval_tokens=evaluated,
-            ttft_s=(self.first_at if self.received else end) - self.start,
-            decode_s=end - self.first_at if self.received else 0.0,
-            generated=self.received,
+            generated=self.clock.received,
             stopped_by=self.text.stopped_by,
+            ttft_s=self.clock.ttft_s,
+            decode_s=self.clock.decode_s,
         )
+
+
+def _sampler(sampling: Sampling) -> dict[str, Any]:
+    """llama-cpp-python's generate() arguments for our sampling settings."""
+    return {
+        "top_k": sampling.top_k,
+        "top_p": sampling.top_p,
+        "min_p": sampling.min_p,
+        "temp": sampling.temperature,
+        "repeat_penalty": sampling.repeat_penalty,
+    }
 
 
 # ggml type ids of the KV cache types airochat offers

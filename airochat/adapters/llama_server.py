@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from airochat.adapters.reply_clock import ReplyClock
 from airochat.adapters.server_http import ServerGone, client, events, request, stream
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
@@ -168,21 +169,16 @@ class LlamaServerEngine:
 
     def bare_tps(self, prompt: Sequence[int], sampling: Sampling) -> tuple[int, float]:
         """Continue `prompt` through /completion directly, same seed: (tokens, tokens/s)."""
-        body = {
-            "prompt": list(prompt), "n_predict": sampling.max_tokens,
-            "temperature": sampling.temperature, "top_k": sampling.top_k,
-            "top_p": sampling.top_p, "min_p": sampling.min_p,
-            "repeat_penalty": sampling.repeat_penalty, "seed": sampling.seed,
+        body = _sampling_body(sampling) | {
+            "prompt": list(prompt), "n_predict": sampling.max_tokens, "seed": sampling.seed,
             "stream": True, "cache_prompt": True, "return_tokens": True, "id_slot": 0,
         }  # fmt: skip
-        count, first, last = 0, 0.0, 0.0
+        clock = ReplyClock()
         with stream(self.http, "/completion", body, "generating on the server") as response:
             for event in events(response):
                 if event.get("tokens"):
-                    last = time.perf_counter()
-                    first = first or last
-                    count += len(event["tokens"])
-        return count, (count - 1) / (last - first) if count > 1 and last > first else 0.0
+                    clock.tick(len(event["tokens"]))
+        return clock.received, clock.tokens_per_s
 
     def bare_chat_tps(
         self, turns: list[str], reply_end: str, sampling: Sampling, stop: list[str], n: int
@@ -203,10 +199,8 @@ class LlamaServerEngine:
         transcript, decoded, seconds = "", 0, 0.0
         for turn in turns:
             transcript += turn
-            body = {
-                "prompt": transcript, "n_predict": n, "temperature": sampling.temperature,
-                "top_k": sampling.top_k, "top_p": sampling.top_p, "min_p": sampling.min_p,
-                "repeat_penalty": sampling.repeat_penalty, "seed": max(sampling.seed, 0),
+            body = _sampling_body(sampling) | {
+                "prompt": transcript, "n_predict": n, "seed": max(sampling.seed, 0),
                 "stop": stop, "stream": True, "cache_prompt": True, "id_slot": 0,
             }  # fmt: skip
             reply, count, first, last = "", 0, 0.0, 0.0
@@ -237,14 +231,9 @@ class LlamaServerEngine:
     ) -> Iterator[EngineEvent]:
         import httpx
 
-        body = {
+        body = _sampling_body(sampling) | {
             "prompt": list(prompt),
             "n_predict": sampling.max_tokens,
-            "temperature": sampling.temperature,
-            "top_k": sampling.top_k,
-            "top_p": sampling.top_p,
-            "min_p": sampling.min_p,
-            "repeat_penalty": sampling.repeat_penalty,
             "seed": sampling.seed if sampling.seed >= 0 else -1,
             "stream": True,
             "cache_prompt": True,
@@ -264,6 +253,17 @@ class LlamaServerEngine:
             raise ServerError(f"cannot reach the server at {self.facts.url}: {exc}") from None
 
 
+def _sampling_body(sampling: Sampling) -> dict[str, Any]:
+    """The sampler fields of a /completion request."""
+    return {
+        "temperature": sampling.temperature,
+        "top_k": sampling.top_k,
+        "top_p": sampling.top_p,
+        "min_p": sampling.min_p,
+        "repeat_penalty": sampling.repeat_penalty,
+    }
+
+
 class _Reply:
     """One streamed reply: tokens in, text chunks out, the stop decided here."""
 
@@ -272,9 +272,7 @@ class _Reply:
         self.pieces = _ChunkPieces()
         self.text = ReplyText(self.pieces, stop)
         self.n_prompt = n_prompt
-        self.start = start
-        self.first = self.last = 0.0
-        self.received = 0
+        self.clock = ReplyClock(start)
         self.finish: FinishReason = "length"
         self.timings: dict[str, Any] = {}
 
@@ -295,9 +293,7 @@ class _Reply:
         tokens = [int(t) for t in event.get("tokens") or []]
         if not tokens:
             return
-        self.last = time.perf_counter()
-        self.first = self.first or self.last
-        self.received += len(tokens)
+        self.clock.tick(len(tokens))
         self.pieces.pending = [str(event.get("content", "")).encode("utf-8")] + [b""] * (
             len(tokens) - 1
         )
@@ -319,7 +315,6 @@ class _Reply:
             self.finish = "stop"
 
     def _done(self) -> Done:
-        end = self.last or time.perf_counter()
         read = self.timings.get("prompt_n")
         return Done(
             finish_reason=self.finish,
@@ -327,8 +322,8 @@ class _Reply:
             tokens=list(self.text.tokens),
             prompt_tokens=self.n_prompt,
             prompt_eval_tokens=int(read) if isinstance(read, int | float) else -1,
-            ttft_s=(self.first or end) - self.start,
-            decode_s=end - self.first if self.first else 0.0,
-            generated=self.received,
+            ttft_s=self.clock.ttft_s,
+            decode_s=self.clock.decode_s,
+            generated=self.clock.received,
             stopped_by=self.text.stopped_by,
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from airochat.adapters.reply_clock import ReplyClock
 from airochat.adapters.server_http import ServerError, client, events, request, stream
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
@@ -229,7 +230,7 @@ class OpenAIEngine:
         pieces = _TextPieces()
         text = ReplyText(pieces, stop)
         finish: FinishReason = "length"
-        first = last = 0.0
+        clock = ReplyClock(start)
         usage: dict[str, Any] = {}
         exact = self.token_mode
         for event in stream:
@@ -239,9 +240,8 @@ class OpenAIEngine:
             ids = _token_ids(choice.get("logprobs"))
             exact = exact and (bool(ids) or not piece)
             if piece or ids:
-                last = time.perf_counter()
-                first = first or last
                 ids = ids or [-1]  # no ids from this server: the chunk stands for one token
+                clock.tick(len(ids))
                 pieces.pending = [piece.encode("utf-8")] + [b""] * (len(ids) - 1)
                 for token in ids:
                     chunk = text.add(token)
@@ -258,7 +258,7 @@ class OpenAIEngine:
         if tail:
             yield TextChunk(tail)
         tokens = list(text.tokens) if exact else self.tokenize_text(text.text)
-        yield self._done(text, tokens, finish, n_prompt, usage, (start, first, last))
+        yield self._done(text, tokens, finish, n_prompt, usage, clock)
 
     def _done(
         self,
@@ -267,20 +267,18 @@ class OpenAIEngine:
         finish: FinishReason,
         n_prompt: int,
         usage: dict[str, Any],
-        clock: tuple[float, float, float],
+        clock: ReplyClock,
     ) -> Done:
-        start, first, last = clock
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
         read = n_prompt - int(cached) if isinstance(cached, int) else -1
-        end = last or time.perf_counter()
         return Done(
             finish_reason=finish,
             text=text.text,
             tokens=tokens,
             prompt_tokens=n_prompt,
             prompt_eval_tokens=read,
-            ttft_s=(first or end) - start,
-            decode_s=end - first if first else 0.0,
+            ttft_s=clock.ttft_s,
+            decode_s=clock.decode_s,
             generated=int(usage.get("completion_tokens") or len(text.tokens)),
             stopped_by=text.stopped_by,
         )
