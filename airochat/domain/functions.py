@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from airochat.domain.yaml_text import MAX_YAML_BYTES, YamlError, load_yaml
+from airochat.domain.yaml_text import YamlError, load_yaml, read_yaml_file
 from airochat.errors import AirochatError, InputFileError
 
 PREAMBLE = (
@@ -34,18 +34,7 @@ def _from_list(items: list[Any], where: str) -> dict[str, Any]:
 
 
 def load_functions(path: Path) -> dict[str, Any]:
-    try:
-        if not path.is_file():
-            what = "no such functions file" if not path.exists() else "not a regular file"
-            raise InputFileError(f"{what}: {path}")
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise InputFileError(f"{path}: too big for a functions file (the limit is 4 MiB)")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputFileError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise InputFileError(f"cannot read {path}: {exc.strerror}") from None
-    data = load_yaml(text, str(path))  # YAML is a superset of JSON
+    data = read_yaml_file(path, "functions file")  # YAML is a superset of JSON
     if isinstance(data, list):
         data = _from_list(data, str(path))
     if not isinstance(data, dict) or not data:

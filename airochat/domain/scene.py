@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airochat.domain.yaml_text import MAX_YAML_BYTES, YamlError, load_yaml
+from airochat.domain.yaml_text import YamlError, read_yaml_file
 from airochat.errors import InputFileError
 
 _TOP = {"title", "user", "characters", "rules", "setting", "opening", "mode", "extensions"}
@@ -155,18 +155,7 @@ def parse_scene(data: Any, where: str, card_loader: Any = None) -> Scene:
 
 def load_scene(path: Path, card_loader: Any = None) -> Scene:
     try:
-        if not path.is_file():
-            what = "no such scene file" if not path.exists() else "not a regular file"
-            raise SceneError(f"{what}: {path}")
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise SceneError(f"{path}: too big for a scene file (the limit is 4 MiB)")
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SceneError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise SceneError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        data = load_yaml(text, str(path))
+        data = read_yaml_file(path, "scene file")
     except YamlError as exc:
         raise SceneError(str(exc)) from None
     return parse_scene(data, str(path), card_loader)

@@ -4,16 +4,17 @@ aliases. An anchor used a million times is a few lines of text and gigabytes onc
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from airochat.errors import AirochatError
+from airochat.errors import InputFileError
 
 MAX_YAML_BYTES = 4 << 20
 
 
-class YamlError(AirochatError):
+class YamlError(InputFileError):
     pass
 
 
@@ -35,3 +36,20 @@ def load_yaml(text: str, where: str) -> Any:
         raise YamlError(f"{where}: not readable YAML ({' '.join(str(exc).split())})") from None
     except RecursionError:
         raise YamlError(f"{where}: nested too deeply") from None
+
+
+def read_yaml_file(path: Path, kind: str) -> Any:
+    """A YAML file the user names (`kind`: "scene file"): a regular file within the size limit,
+    UTF-8, parsed as above; any problem is one line."""
+    try:
+        if not path.is_file():
+            what = f"no such {kind}" if not path.exists() else "not a regular file"
+            raise YamlError(f"{what}: {path}")
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise YamlError(f"{path}: too big for a {kind} (the limit is 4 MiB)")
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise YamlError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise YamlError(f"cannot read {path}: {exc.strerror}") from None
+    return load_yaml(text, str(path))
