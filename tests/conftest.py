@@ -43,6 +43,16 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def looping_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A script model whose greedy reply is "line 0 of a reply that goes on" ... "line 5 ...",
+    over and over until --max-tokens: a reply that is still streaming when a test acts."""
+    from tests.script_model import write_script_model
+
+    pieces = [f"line {i} of a reply that goes on\n" for i in range(6)]
+    return write_script_model(tmp_path_factory.mktemp("loop") / "loop.gguf", pieces, loop=True)
+
+
+@pytest.fixture(scope="session")
 def tiny_engine(tiny_gguf: Path) -> Iterator[object]:
     from airochat.adapters.llama_engine import LlamaEngine, LoadOptions
 

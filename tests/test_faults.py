@@ -19,7 +19,6 @@ import pytest
 from tests.conftest import airochat_exe, popen_cli, run_cli
 from tests.hub_server import HubServer, Repo
 from tests.screen import Screen
-from tests.script_model import write_script_model
 
 BASE = ("--temperature", "0", "--system", "S.", "--threads", "1", "--no-input-history")
 REPO = "airo/tiny-airoboros-7b-GGUF"
@@ -319,12 +318,6 @@ def test_10_ctrl_c_at_any_moment_of_start_up_ends_with_130(demo_gguf: Path, dela
     assert proc.returncode in (130, 0, -2), err.decode()
     assert b"Traceback" not in err and b"KeyboardInterrupt" not in err
     assert time.monotonic() - start < 3
-
-
-@pytest.fixture(scope="module")
-def looping_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pieces = [f"line {i} of a reply that goes on\n" for i in range(6)]
-    return write_script_model(tmp_path_factory.mktemp("loop") / "loop.gguf", pieces, loop=True)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])

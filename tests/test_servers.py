@@ -45,12 +45,6 @@ def script_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_script_model(tmp_path_factory.mktemp("srv") / "script.gguf", PIECES)
 
 
-@pytest.fixture(scope="session")
-def looping_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pieces = [f"line {i} of a reply that goes on\n" for i in range(6)]
-    return write_script_model(tmp_path_factory.mktemp("srv") / "loop.gguf", pieces, loop=True)
-
-
 class Served:
     """A llama-server on a free port of 127.0.0.1, stopped at the end of the test."""
 
