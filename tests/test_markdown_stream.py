@@ -129,3 +129,28 @@ def _terminal(
             return True
 
     return Console(file=Terminal(), width=80, height=24, force_terminal=True), shown
+
+
+def test_lists_and_quotes_nested_past_the_width_are_shown_as_typed() -> None:
+    """The demo model's "1. 2. 3. ..." is an ordered list nested once per number: each level
+    indented, rich cropped the text to nothing and markdown-it stopped parsing past its nesting
+    limit -- a 2048-token reply showed as a blank screen. Too deep for the width, a block is
+    shown as typed; shallow nesting still renders as lists."""
+    from airochat.adapters.markdown_stream import ReplyMarkdown
+
+    numbers = " ".join(f"{i}." for i in range(1, 300))
+    quotes = "> " * 60 + "the end of a deep quote"
+    bullets = "- " * 60 + "the end of deep bullets"
+    for text in (numbers, quotes, bullets, f"Intro.\n\n{numbers}\n\nOutro."):
+        for width in (80, 40):
+            whole, streamed = io.StringIO(), io.StringIO()
+            Console(file=whole, width=width).print(ReplyMarkdown(text))
+            view = MarkdownStream(Console(file=streamed, width=width))
+            for i in range(0, len(text), 5):
+                view.update(text[i : i + 5])
+            view.close()
+            for out in (whole.getvalue(), streamed.getvalue()):
+                assert out.split() == text.split(), (width, text[:20])
+    nested = io.StringIO()
+    Console(file=nested, width=80).print(ReplyMarkdown("1. one\n   - two\n     - three"))
+    assert "• two" in nested.getvalue()  # two levels: a list as before

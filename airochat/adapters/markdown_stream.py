@@ -17,6 +17,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
 from rich.markdown import ListItem, Markdown, MarkdownElement
 from rich.segment import Segment
+from rich.text import Text
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _ITEM = re.compile(r"^(?:\d{1,9}[.)]|[-*+])[ \t]")  # a top-level list item begins
@@ -87,17 +88,48 @@ class _NumberedItem(ListItem):
 class ReplyMarkdown(Markdown):
     """rich's Markdown, made to lose nothing of a reply: text that looks like HTML is shown as
     typed (rich drops HTML it cannot render), links print their address beside the text, and
-    ordered lists keep their numbers as written."""
+    ordered lists keep their numbers as written. Lists and quotes nested deeper than the width
+    allows are shown as typed: each level indents, rich crops what has no room left, and
+    markdown-it stops parsing past its nesting limit (the demo model's "1. 2. 3. ..." is a
+    list nested hundreds deep, and vanished whole)."""
 
     elements: ClassVar[dict[str, type[MarkdownElement]]] = {
         **Markdown.elements,
         "list_item_open": _NumberedItem,
     }
 
+    MAX_DEPTH = 6  # well below markdown-it's nesting limit (20 levels; a list takes two)
+    COLUMNS_PER_LEVEL = 6  # what a nested list or quote takes at most (`100. `)
+    MIN_TEXT_COLUMNS = 20  # what the deepest text keeps
+
     def __init__(self, markup: str, code_theme: str = "monokai") -> None:
         super().__init__(markup, code_theme=code_theme, hyperlinks=False)
         parser = MarkdownIt("commonmark", {"html": False})
         self.parsed = parser.enable("strikethrough").enable("table").parse(markup)
+        self.depth = _nesting(self.parsed)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        room = (options.max_width - self.MIN_TEXT_COLUMNS) // self.COLUMNS_PER_LEVEL
+        if self.depth > min(room, self.MAX_DEPTH - 1):
+            yield Text(self.markup)
+        else:
+            yield from super().__rich_console__(console, options)
+
+
+_OPENS = {"bullet_list_open", "ordered_list_open", "blockquote_open"}
+_CLOSES = {"bullet_list_close", "ordered_list_close", "blockquote_close"}
+
+
+def _nesting(tokens: list[Any]) -> int:
+    """How deep lists and quotes nest."""
+    depth = deepest = 0
+    for token in tokens:
+        if token.type in _OPENS:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.type in _CLOSES:
+            depth -= 1
+    return deepest
 
 
 class _Lines:
