@@ -154,3 +154,28 @@ def test_lists_and_quotes_nested_past_the_width_are_shown_as_typed() -> None:
     nested = io.StringIO()
     Console(file=nested, width=80).print(ReplyMarkdown("1. one\n   - two\n     - three"))
     assert "• two" in nested.getvalue()  # two levels: a list as before
+
+
+def test_wide_tables_and_images_lose_nothing() -> None:
+    """A table of ten columns at 80 wide showed `Colum…` for every header; thirty columns
+    dropped whole columns. Cells now fold, and a table wider than the screen holds is shown as
+    typed. An image shows its address, as a link does."""
+    from airochat.adapters.markdown_stream import ReplyMarkdown
+
+    def table(n: int) -> str:
+        head = "|" + "|".join(f"Column{i}" for i in range(n)) + "|"
+        rule = "|" + "|".join("---" for _ in range(n)) + "|"
+        return "\n".join([head, rule, "|" + "|".join(f"value_{i}_xyz" for i in range(n)) + "|"])
+
+    def shown(text: str) -> str:
+        out = io.StringIO()
+        Console(file=out, width=80).print(ReplyMarkdown(text))
+        return out.getvalue()
+
+    ten = shown(table(10))
+    assert "…" not in ten and "─" in ten  # still a table
+    words = ten.split()  # each header folds to "Column" over its number
+    assert words[:20] == ["Column"] * 10 + [str(i) for i in range(10)]
+    thirty = "".join(shown(table(30)).split("\n"))
+    assert all(f"|value_{i}_xyz|" in thirty for i in range(30))
+    assert "(https://example.org/cat.png)" in shown("![a cat](https://example.org/cat.png)")

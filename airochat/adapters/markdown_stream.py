@@ -15,8 +15,9 @@ from typing import Any, ClassVar
 from markdown_it import MarkdownIt
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.live import Live
-from rich.markdown import ListItem, Markdown, MarkdownElement
+from rich.markdown import ImageItem, ListItem, Markdown, MarkdownElement, TableElement
 from rich.segment import Segment
+from rich.table import Table
 from rich.text import Text
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
@@ -85,39 +86,86 @@ class _NumberedItem(ListItem):
             yield Segment("\n")
 
 
+class _FoldingTable(TableElement):
+    """A table whose cells fold a word too long for its column instead of cutting it to
+    `Colum…`: ten columns at 80 wide lost every header."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for table in super().__rich_console__(console, options):
+            if isinstance(table, Table):
+                for column in table.columns:
+                    column.overflow = "fold"
+            yield table
+
+
+class _ImageWithAddress(ImageItem):
+    """An image as its alt text and its address, as links are shown (rich shows the alt text
+    alone when it does not make terminal hyperlinks)."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.text and self.destination:
+            yield Text.assemble("🌆 ", self.text, f" ({self.destination}) ", end="")
+        else:
+            yield Text.assemble("🌆 ", self.text or self.destination, " ", end="")
+
+
 class ReplyMarkdown(Markdown):
     """rich's Markdown, made to lose nothing of a reply: text that looks like HTML is shown as
-    typed (rich drops HTML it cannot render), links print their address beside the text, and
-    ordered lists keep their numbers as written. Lists and quotes nested deeper than the width
-    allows are shown as typed: each level indents, rich crops what has no room left, and
-    markdown-it stops parsing past its nesting limit (the demo model's "1. 2. 3. ..." is a
-    list nested hundreds deep, and vanished whole)."""
+    typed (rich drops HTML it cannot render), links and images print their address beside the
+    text, ordered lists keep their numbers as written, and table cells fold long words.
+
+    A block is shown as typed where markdown would lose text: lists and quotes nested deeper
+    than the width allows (each level indents, rich crops what has no room left, markdown-it
+    stops parsing past its nesting limit: the demo model's "1. 2. 3. ..." is a list nested
+    hundreds deep, and vanished whole), and tables with more columns than the width holds.
+    """
 
     elements: ClassVar[dict[str, type[MarkdownElement]]] = {
         **Markdown.elements,
         "list_item_open": _NumberedItem,
+        "table_open": _FoldingTable,
+        "image": _ImageWithAddress,
     }
 
     MAX_DEPTH = 6  # well below markdown-it's nesting limit (20 levels; a list takes two)
     COLUMNS_PER_LEVEL = 6  # what a nested list or quote takes at most (`100. `)
     MIN_TEXT_COLUMNS = 20  # what the deepest text keeps
 
+    MIN_CELL_COLUMNS = 6  # a table column narrower than this (padding included) is unreadable
+
     def __init__(self, markup: str, code_theme: str = "monokai") -> None:
         super().__init__(markup, code_theme=code_theme, hyperlinks=False)
         parser = MarkdownIt("commonmark", {"html": False})
         self.parsed = parser.enable("strikethrough").enable("table").parse(markup)
         self.depth = _nesting(self.parsed)
+        self.table_columns = _widest_table(self.parsed)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        room = (options.max_width - self.MIN_TEXT_COLUMNS) // self.COLUMNS_PER_LEVEL
-        if self.depth > min(room, self.MAX_DEPTH - 1):
-            yield Text(self.markup)
-        else:
+        if self._fits(options.max_width):
             yield from super().__rich_console__(console, options)
+        else:
+            yield Text(self.markup)
+
+    def _fits(self, width: int) -> bool:
+        levels = (width - self.MIN_TEXT_COLUMNS) // self.COLUMNS_PER_LEVEL
+        deep = self.depth > min(levels, self.MAX_DEPTH - 1)
+        return not deep and self.table_columns * self.MIN_CELL_COLUMNS <= width
 
 
 _OPENS = {"bullet_list_open", "ordered_list_open", "blockquote_open"}
 _CLOSES = {"bullet_list_close", "ordered_list_close", "blockquote_close"}
+
+
+def _widest_table(tokens: list[Any]) -> int:
+    """The most columns a table here has (its header cells)."""
+    widest = count = 0
+    for token in tokens:
+        if token.type == "thead_open":
+            count = 0
+        elif token.type == "th_open":
+            count += 1
+            widest = max(widest, count)
+    return widest
 
 
 def _nesting(tokens: list[Any]) -> int:
