@@ -67,7 +67,9 @@ def test_2_second_process_on_a_session_is_refused(tiny_gguf: Path, tmp_path: Pat
     try:
         s.child.expect_exact(">>>")
         turn(s, "hello")
-        other = Screen(str(tiny_gguf), *BASE, "--session", str(session))
+        # Refused before any model is looked at or loaded (minutes for a 70B one): this
+        # model does not even exist.
+        other = Screen(str(tmp_path / "absent.gguf"), *BASE, "--session", str(session))
         other.child.expect(pexpect.EOF)
         other.child.close()
         assert other.child.exitstatus == 1

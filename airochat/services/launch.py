@@ -80,19 +80,32 @@ class ReadyChat:
 
 
 def open_chat(request: ChatRequest) -> ReadyChat:
-    if request.server:
-        connected = connect(request)
-    elif request.engine == "llama-server" or request.rpc:
-        connected = start_llama_server(request)
-    else:
-        connected = _local(request)
+    # The session is locked before the model loads: a session open elsewhere is said at
+    # once, not after minutes of loading a 70B model.
+    lock = SessionLock(request.session) if request.session is not None else None
+    if lock is not None:
+        lock.acquire(request.lock_wait_s)
     try:
-        return _ready(request, connected)
+        connected = _connect(request)
+        try:
+            return _ready(request, connected, lock)
+        except BaseException:
+            connected.engine.close()
+            for close in connected.closers:
+                close()
+            raise
     except BaseException:
-        connected.engine.close()
-        for close in connected.closers:
-            close()
+        if lock is not None:
+            lock.release()
         raise
+
+
+def _connect(request: ChatRequest) -> Connected:
+    if request.server:
+        return connect(request)
+    if request.engine == "llama-server" or request.rpc:
+        return start_llama_server(request)
+    return _local(request)
 
 
 def _local(request: ChatRequest) -> Connected:
@@ -115,7 +128,7 @@ def _local(request: ChatRequest) -> Connected:
     )
 
 
-def _ready(request: ChatRequest, connected: Connected) -> ReadyChat:
+def _ready(request: ChatRequest, connected: Connected, lock: SessionLock | None) -> ReadyChat:
     settings = request.settings
     texts = connected.texts
 
@@ -140,31 +153,23 @@ def _ready(request: ChatRequest, connected: Connected) -> ReadyChat:
     if settings.session_cache and request.session is not None:
         ready.cache_max_bytes = settings.session_cache_max_mb << 20
     if request.session is not None:
-        ready.lock = _open_session(ready, request)
+        _open_session(ready, request.session, request.given)
+    ready.lock = lock
     return ready
 
 
-def _open_session(ready: ReadyChat, request: ChatRequest) -> SessionLock:
-    """Lock the session file, tidy what a killed save left, resume it if it exists."""
-    path = request.session
-    assert path is not None
-    lock = SessionLock(path)
-    lock.acquire(request.lock_wait_s)
-    try:
-        for stale in remove_stale_temps(path.parent, path.name):
-            ready.notes.append(f"removed {stale.name}, left by an interrupted save")
-        if path.exists():
-            saved = session_file.load(ready.chat, path)
-            ready.notes.append(f"resumed {len(saved.turns)} exchange(s) from {path}")
-            ready.notes += session_file.retokenized(saved, ready.chat)
-            ready.notes += _apply_given(ready.chat, request.given)
-            if ready.cache_max_bytes is not None:
-                note = session_cache.load(ready.chat, path)
-                ready.notes += [note] if note else []
-    except BaseException:
-        lock.release()
-        raise
-    return lock
+def _open_session(ready: ReadyChat, path: Path, given: dict[str, object]) -> None:
+    """Tidy what a killed save left, resume the session if it exists."""
+    for stale in remove_stale_temps(path.parent, path.name):
+        ready.notes.append(f"removed {stale.name}, left by an interrupted save")
+    if path.exists():
+        saved = session_file.load(ready.chat, path)
+        ready.notes.append(f"resumed {len(saved.turns)} exchange(s) from {path}")
+        ready.notes += session_file.retokenized(saved, ready.chat)
+        ready.notes += _apply_given(ready.chat, given)
+        if ready.cache_max_bytes is not None:
+            note = session_cache.load(ready.chat, path)
+            ready.notes += [note] if note else []
 
 
 def _apply_given(chat: Chat, given: dict[str, object]) -> list[str]:
