@@ -104,6 +104,27 @@ def test_no_line_is_ever_shown_twice_while_streaming() -> None:
     assert shown() == words
 
 
+def test_a_terminal_resized_mid_reply_shows_every_word_once() -> None:
+    """Resizing the terminal while a reply streamed repeated text (narrower) or dropped a
+    hundred words (wider): lines already printed were counted at the new width. The rest of
+    the text so far is now printed at the old width and the reply goes on at the new one."""
+    import time
+
+    for before, after in ((50, 80), (80, 50)):
+        console, shown = _terminal()
+        console.width = before
+        words = [f"w{i}" for i in range(500)]
+        view = MarkdownStream(console)
+        view.update("1. ")
+        for i in range(0, len(words), 5):
+            if i == 150:
+                console.width = after
+            view.update(" ".join(words[i : i + 5]) + " ")
+            time.sleep(0.005)
+        view.close()
+        assert shown() == words, (before, after)
+
+
 def _terminal(
     after_write: Callable[[list[str]], object] = lambda words: None,
 ) -> tuple[Console, Callable[[], list[str]]]:

@@ -211,13 +211,15 @@ class MarkdownStream:
         self._live: Live | None = None
         self._in_list = False  # the last block printed was a list item
         self._rendered_at = 0.0
+        self.width: int | None = None  # what the reply is rendered at (see _restart)
 
     def _md(self, text: str) -> Markdown | _Continued:
         markdown = ReplyMarkdown(text, code_theme=self.code_theme)
         return _Continued(markdown) if self._in_list and _ITEM.match(text) else markdown
 
     def _lines(self, block: str) -> list[list[Segment]]:
-        lines = self.console.render_lines(self._md(block), self.console.options, pad=False)
+        options = self.console.options.update_width(self.width or self.console.width)
+        lines = self.console.render_lines(self._md(block), options, pad=False)
         if self._in_list and not _ITEM.match(block):
             lines = [[], *lines]  # rich's margin after a list, as when the reply renders whole
         return lines
@@ -230,9 +232,11 @@ class MarkdownStream:
         return lines
 
     def update(self, chunk: str) -> None:
+        live = self._ensure_live()
+        if self.width != self.console.width:
+            self._restart(live)
         self.text += chunk
         blocks, tail = split_blocks(self.text)
-        live = self._ensure_live()
         fresh = len(blocks) > self.printed
         now = time.monotonic()
         if not fresh and now - self._rendered_at < self.REPAINT_S:
@@ -248,7 +252,23 @@ class MarkdownStream:
         with live.console:
             live.update(_Lines(window), refresh=True)
             if above:
-                live.console.print(_Lines(above))
+                live.console.print(_Lines(above), crop=False)
+
+    def _restart(self, live: Live) -> None:
+        """Start rendering at the terminal's width (at first, or when it was resized while
+        the reply streamed). Lines already printed were cut for the old width, and counting
+        lines at the new one would repeat or skip text: the rest of the text so far is printed
+        at the old width too (a narrower terminal wraps it), and the reply goes on at the new
+        width as if it began there."""
+        if self.width is not None and self.text:
+            blocks, tail = split_blocks(self.text)
+            rest = [*blocks[self.printed :], tail] if tail.strip() else blocks[self.printed :]
+            lines = [line for block in rest for line in self._finished(block)]
+            with live.console:
+                live.update(_Lines([]), refresh=True)
+                live.console.print(_Lines(lines), crop=False)
+        self.text, self.printed, self.tail_printed = "", 0, 0
+        self.width = self.console.width
 
     def _window(self, tail: str, above: list[list[Segment]]) -> list[list[Segment]]:
         """The open block's last lines, for the live window; the lines before them can no
@@ -280,8 +300,9 @@ class MarkdownStream:
             self._live = None
         rest = [*blocks[self.printed :], tail] if tail.strip() else blocks[self.printed :]
         for block in rest:
-            self.console.print(_Lines(self._finished(block)))
+            self.console.print(_Lines(self._finished(block)), crop=False)
         self.text, self.printed, self._in_list, self.tail_printed = "", 0, False, 0
+        self.width = None
 
     def __enter__(self) -> MarkdownStream:
         return self
