@@ -3,6 +3,7 @@ until ruled out, and cut together with their tokens when they appear."""
 
 from __future__ import annotations
 
+import bisect
 import codecs
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -95,12 +96,10 @@ class ReplyText:
     def _token_start(self, index: int) -> int:
         """Where the token holding text position `index` begins: a token that may be cut
         with a stop string is held back whole, so the screen never shows what is dropped."""
-        start = 0
-        for end in self._ends:
-            if end > index:
-                return start
-            start = end
-        return index
+        i = bisect.bisect_right(self._ends, index)  # the first token ending past `index`
+        if i == len(self._ends):
+            return index
+        return self._ends[i - 1] if i else 0
 
     def _truncate(self, cut: int) -> None:
         keep = 0
