@@ -21,6 +21,16 @@ _SESSION_CACHE = (
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_amx_crash() -> Iterator[None]:
+    """Tests that load a model with bare llama-cpp-python get the engine's own guard against
+    ggml's crashing AMX matmul (see llama_engine.weights_without_amx)."""
+    from airochat.adapters.llama_engine import weights_without_amx
+
+    with weights_without_amx():
+        yield
+
+
 @pytest.fixture(scope="session")
 def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _SESSION_CACHE or tmp_path_factory.mktemp("xdg-cache")

@@ -85,7 +85,7 @@ class LlamaEngine:
         start = time.perf_counter()
 
         def construct() -> Llama:
-            with _no_chat_handlers():
+            with _no_chat_handlers(), weights_without_amx():
                 return Llama(
                     model_path=str(options.path),
                     n_ctx=options.n_ctx,
@@ -525,3 +525,37 @@ def _no_chat_handlers() -> Iterator[None]:
         yield
     finally:
         setattr(chat_format, "Jinja2ChatFormatter", real)  # noqa: B010
+
+
+def amx_in_use() -> bool:
+    """Whether this llama.cpp build would put quantized weights in ggml's AMX buffers: built
+    with AMX (GGML_NATIVE on an AMX CPU) and running on one."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
+
+
+@contextmanager
+def weights_without_amx() -> Iterator[None]:
+    """ggml's AMX matmul (llama-cpp-python 0.3.36) crashes the process with SIGSEGV on the
+    first decode of a quantized model, seen on an AMX Xeon (Gemma 3 Q4_K_M, SmolLM2 Q4_1).
+    Where AMX would be used, the weights go to plain CPU buffers instead: llama.cpp's
+    `use_extra_bufts = false`, the same switch as llama-server's `--no-repack`. The
+    constructor has no keyword for it, so its default params are adjusted during the load."""
+    import llama_cpp.llama_cpp as lib
+
+    if not amx_in_use():
+        yield
+        return
+    real = lib.llama_model_default_params
+
+    def params() -> Any:
+        out = real()
+        out.use_extra_bufts = False
+        return out
+
+    setattr(lib, "llama_model_default_params", params)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(lib, "llama_model_default_params", real)  # noqa: B010

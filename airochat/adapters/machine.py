@@ -1,4 +1,4 @@
-"""Facts about this machine: cores and memory."""
+"""Facts about this machine: cores, memory, CPU features."""
 
 from __future__ import annotations
 
@@ -24,6 +24,17 @@ def physical_cores() -> int:
             cores.add((phys, core))
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(len(cores) or usable or 1, usable or 1))
+
+
+def cpu_has_amx() -> bool:
+    """Whether the CPU has Intel AMX (int8 tiles), which ggml's AMX matmul uses."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(
+        line.startswith("flags") and "amx_int8" in line.split() for line in text.splitlines()
+    )
 
 
 def available_memory() -> int:

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airochat.adapters.machine import cpu_has_amx
 from airochat.errors import AirochatError
 
 HOW_TO_GET = (
@@ -62,6 +63,8 @@ class ServerFlags:
             args += ["-ctk", self.kv_type, "-ctv", self.kv_type, "--flash-attn", "on"]
         if self.rpc:
             args += ["--rpc", ",".join(self.rpc)]
+        if cpu_has_amx():  # ggml's AMX matmul crashes llama-server too (llama_engine.py)
+            args += ["--no-repack"]
         return [*args, *self.extra]
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -46,6 +46,7 @@ from airochat.errors import ExitCode, InputFileError, UsageError
 
 if TYPE_CHECKING:
     from airochat.domain.config import Settings
+    from airochat.domain.engine_spec import EngineSpec
     from airochat.domain.events import ChatEvent
     from airochat.services.chat import Chat
     from airochat.services.launch import ChatRequest
@@ -111,7 +112,16 @@ class Route:
     rpc: str | None = None
     server_owned: tuple[str, ...] = ()
 
-    def apply(self, settings: Settings) -> dict[str, Any]:
+    def spec(self, settings: Settings, model: str | None) -> EngineSpec:
+        """Where the model runs: a running server (by URL), a llama-server started here (also
+        for --rpc), or this process."""
+        from airochat.domain.engine_spec import (
+            LocalEngine,
+            RunningServer,
+            ServerKind,
+            StartedServer,
+        )
+
         server = self.server or settings.server or None
         kind = (self.kind or "").lower()
         if kind not in ("", "llama", "openai"):
@@ -119,15 +129,12 @@ class Route:
         rpc = tuple(h.strip() for h in (self.rpc or "").split(",") if h.strip())
         if server and rpc:
             raise UsageError("--rpc starts a llama-server here; it does not go with --server")
-        return {
-            "server": server,
-            "server_kind": kind,
-            "api_key": self.api_key,
-            "engine": "llama-server" if rpc else settings.engine,
-            "llama_server": self.llama_server,
-            "rpc": rpc,
-            "server_owned": self.server_owned if server else (),
-        }
+        if server:
+            kinds: dict[str, ServerKind] = {"": "", "llama": "llama", "openai": "openai"}
+            return RunningServer(server, model, kinds[kind], self.api_key, self.server_owned)
+        if rpc or settings.engine == "llama-server":
+            return StartedServer(model, self.llama_server, rpc)
+        return LocalEngine(model)
 
 
 def owned(**flags: object) -> tuple[str, ...]:
@@ -157,9 +164,8 @@ def _request(
     from airochat.services.roleplay import load_scene_file
 
     return ChatRequest(
-        **(route or Route()).apply(settings),
+        engine=(route or Route()).spec(settings, model),
         progress=note,
-        model=model,
         settings=settings,
         system=system,
         scene=load_scene_file(scene) if scene is not None else None,

@@ -81,9 +81,9 @@ def bench(
         )  # fmt: skip
         err = make_console(stderr=True)
         flags = owned(ctx=ctx, gpu_layers=gpu_layers, threads=threads, kv_type=kv_type)
-        route = Route(server, server_kind, api_key, llama_server, rpc, flags).apply(settings)
-        name = model or (None if route["server"] else settings.model)
-        request = ChatRequest(name, settings, verbose=verbose, progress=note, **route)
+        name = model or (None if server or settings.server else settings.model)
+        spec = Route(server, server_kind, api_key, llama_server, rpc, flags).spec(settings, name)
+        request = ChatRequest(spec, settings, verbose=verbose, progress=note)
         ready = open_chat(request)
         try:
             for line in ready.notes:

@@ -15,6 +15,7 @@ from airochat.adapters.openai_server import OpenAIEngine
 from airochat.adapters.server_http import ServerError, client, request
 from airochat.adapters.server_process import ServerFlags, ServerProcess, find_binary
 from airochat.domain.engine import Engine
+from airochat.domain.engine_spec import RunningServer, StartedServer
 from airochat.domain.templates import DEFAULT_TEMPLATE, template_for_model_name
 from airochat.errors import UsageError
 from airochat.services import loader
@@ -58,27 +59,26 @@ def detect_kind(url: str, api_key: str | None) -> str:
         http.close()
 
 
-def connect(req: ChatRequest) -> Connected:
-    assert req.server is not None
-    kind = req.server_kind or detect_kind(req.server, req.api_key)
+def connect(spec: RunningServer, req: ChatRequest) -> Connected:
+    kind = spec.kind or detect_kind(spec.url, spec.api_key)
     notes = [
         f"{flag} belongs to the server: ignored here (start the server with it)"
-        for flag in req.server_owned
+        for flag in spec.server_owned
     ]
     engine: Engine
     if kind == "llama":
-        llama = LlamaServerEngine(req.server, req.api_key)
+        llama = LlamaServerEngine(spec.url, spec.api_key)
         facts = llama.facts
         served, own = facts.model, facts.chat_template
         texts = loader.ModelTexts(served, own or None, facts.bos_text, (facts.eos_text,))
-        engine, where = llama, f"llama-server at {req.server}"
+        engine, where = llama, f"llama-server at {spec.url}"
     else:
-        openai = OpenAIEngine(req.server, _model_id(req.model), req.api_key)
+        openai = OpenAIEngine(spec.url, _model_id(spec.model), spec.api_key)
         served, own = openai.model, ""
         notes += openai.notes
         texts = loader.ModelTexts(served, None, "", ("</s>",))
-        engine, where = openai, f"OpenAI-compatible server at {req.server}"
-    template, why = template_for_server(req.model, served)
+        engine, where = openai, f"OpenAI-compatible server at {spec.url}"
+    template, why = template_for_server(spec.model, served)
     if req.settings.template:
         template = req.settings.template
     elif template == DEFAULT_TEMPLATE:
@@ -111,23 +111,23 @@ def template_for_server(model: str | None, served: str) -> tuple[str, str]:
     return DEFAULT_TEMPLATE, "the default (no catalog entry or airoboros name)"
 
 
-def start_llama_server(req: ChatRequest) -> Connected:
+def start_llama_server(spec: StartedServer, req: ChatRequest) -> Connected:
     """Plan as for the in-process engine, then run llama-server with that plan."""
     settings = req.settings
-    if req.model is None:
+    if spec.model is None:
         raise UsageError("name a MODEL for llama-server to load")
-    binary = find_binary(req.llama_server or settings.llama_server or None)
-    plan = loader.plan(settings, req.model, req.fetch)
+    binary = find_binary(spec.binary or settings.llama_server or None)
+    plan = loader.plan(settings, spec.model, req.fetch)
     flags = ServerFlags(
         model=plan.model.path,
         ctx=plan.ctx,
         threads=plan.threads,
         # Over RPC every layer goes to the workers; llama.cpp spreads them by their memory.
-        gpu_layers=999 if req.rpc else plan.offload.n_gpu_layers,
+        gpu_layers=999 if spec.workers else plan.offload.n_gpu_layers,
         rope_freq_scale=1.0 / plan.rope_scale if plan.rope_scale else 0.0,
         rope_freq_base=settings.rope_freq_base,
         kv_type=plan.kv_type,
-        rpc=req.rpc,
+        rpc=spec.workers,
         extra=("--verbose",) if req.verbose else (),
     )
     process = ServerProcess(binary, flags, req.verbose)
@@ -141,7 +141,7 @@ def start_llama_server(req: ChatRequest) -> Connected:
         plan.model.path.name, plan.header.chat_template, engine.facts.bos_text,
         (engine.facts.eos_text,),
     )  # fmt: skip
-    workers = f", layers on RPC workers {', '.join(req.rpc)}" if req.rpc else ""
+    workers = f", layers on RPC workers {', '.join(spec.workers)}" if spec.workers else ""
     return Connected(
         engine=engine,
         model_name=plan.model.name,

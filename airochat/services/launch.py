@@ -17,6 +17,7 @@ from airochat.adapters.session_lock import SessionLock
 from airochat.adapters.storage import remove_stale_temps
 from airochat.domain.config import Settings
 from airochat.domain.engine import Engine
+from airochat.domain.engine_spec import EngineSpec, LocalEngine, RunningServer, StartedServer
 from airochat.domain.scene import Scene
 from airochat.domain.templates import Template
 from airochat.errors import UsageError
@@ -29,7 +30,7 @@ from airochat.services.roleplay import SceneTurns
 
 @dataclass(frozen=True)
 class ChatRequest:
-    model: str | None
+    engine: EngineSpec  # where the model runs, and which model
     settings: Settings
     system: str | None = None  # None: the config's, else the template's default
     scene: Scene | None = None
@@ -40,13 +41,6 @@ class ChatRequest:
     # Chat settings given on the command line: over a resumed session they win, said once.
     given: dict[str, object] = field(default_factory=dict)
     lock_wait_s: float = 0.0  # how long to wait for another process holding the session
-    server: str | None = None  # a running server's URL
-    server_kind: str = ""  # "", "llama" or "openai" ("": ask the server)
-    api_key: str | None = None
-    engine: str = "local"  # local or llama-server (started here)
-    llama_server: str | None = None  # its binary
-    rpc: tuple[str, ...] = ()  # rpc-server workers (host:port) for a started llama-server
-    server_owned: tuple[str, ...] = ()  # options given that a running server decides itself
     progress: Callable[[str], None] = lambda _msg: None
 
 
@@ -101,18 +95,20 @@ def open_chat(request: ChatRequest) -> ReadyChat:
 
 
 def _connect(request: ChatRequest) -> Connected:
-    if request.server:
-        return connect(request)
-    if request.engine == "llama-server" or request.rpc:
-        return start_llama_server(request)
-    return _local(request)
+    match request.engine:
+        case RunningServer() as spec:
+            return connect(spec, request)
+        case StartedServer() as spec:
+            return start_llama_server(spec, request)
+        case LocalEngine() as spec:
+            return _local(spec, request)
 
 
-def _local(request: ChatRequest) -> Connected:
+def _local(spec: LocalEngine, request: ChatRequest) -> Connected:
     settings = request.settings
-    if request.model is None:
+    if spec.model is None:
         raise UsageError("name a MODEL (or give --server URL)")
-    plan = loader.plan(settings, request.model, request.fetch)
+    plan = loader.plan(settings, spec.model, request.fetch)
     engine = loader.load(plan, settings, request.verbose, vocab_only=request.tokenizer_only)
     offload = plan.offload.n_gpu_layers
     where = f"{offload} GPU layers" if offload else "CPU"
