@@ -58,8 +58,9 @@ class Terminated(BaseException):
     children; the process ends with 128 + the signal."""
 
     def __init__(self, signum: int) -> None:
-        import signal
-
-        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        # The same numbers on every POSIX system; the signals themselves are handled only in
+        # adapters/process_signals.py.
+        name = {1: "SIGHUP", 2: "SIGINT", 15: "SIGTERM"}.get(signum, f"signal {signum}")
+        super().__init__(f"stopped by {name}")
         self.signum = signum
         self.exit_code = 128 + signum

@@ -17,8 +17,10 @@ from airochat.domain.templates import get_template
 from airochat.errors import ContextOverflowError
 from airochat.services import session_file
 from airochat.services.chat import Chat
+from airochat.services.kept_chat import KeptChat
 from airochat.services.repl import Repl
 from airochat.services.roleplay import SceneTurns
+from airochat.services.session_file import SessionFile
 from tests.scripted_engine import ScriptedEngine
 
 SAMPLING = Sampling(temperature=0.0, max_tokens=64)
@@ -84,7 +86,7 @@ def make_chat(engine: ScriptedEngine | None = None, scene: dict[str, object] | N
 
 def play(chat: Chat, *lines: str, session: Path | None = None) -> ListIO:
     io = ListIO(list(lines))
-    Repl(chat, io, session).run()
+    Repl(KeptChat(chat, SessionFile(session) if session else None), io).run()
     return io
 
 
@@ -166,9 +168,9 @@ def test_scene_commands_are_the_completions_only_in_a_scene() -> None:
     """The bug: /as, /me, /next, /scene never Tab-completed (the list came from the plain
     command class). The completion list is now the commands in force."""
     plain = ListIO([])
-    Repl(make_chat(), plain)
+    Repl(KeptChat(make_chat()), plain)
     scene = ListIO([])
-    Repl(make_chat(scene=SCENE), scene)
+    Repl(KeptChat(make_chat(scene=SCENE)), scene)
     assert {"as", "me", "next", "scene"} <= set(scene.commands())
     assert not {"as", "me", "next", "scene"} & set(plain.commands())
 

@@ -9,10 +9,8 @@ the kernel, which sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airochat.adapters.machine import cpu_has_amx
+from airochat.adapters.process_signals import child_of_airochat
 from airochat.errors import AirochatError
 
 HOW_TO_GET = (
@@ -30,7 +29,6 @@ HOW_TO_GET = (
     "llama.cpp), or built from source: cmake -B build -DGGML_RPC=ON && cmake --build build "
     "--target llama-server"
 )
-_PR_SET_PDEATHSIG = 1
 
 
 class ServerStartError(AirochatError):
@@ -87,16 +85,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel sends SIGTERM when airochat dies (Linux)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is ours to handle, not the child's
-
-
 class ServerProcess:
     def __init__(self, binary: str, flags: ServerFlags, verbose: bool = False) -> None:
         self.verbose = verbose  # show the server's log on stderr once it is up, and at the end
@@ -111,7 +99,7 @@ class ServerProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=child_of_airochat,
             )
         atexit.register(self.stop)
 

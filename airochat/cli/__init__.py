@@ -15,39 +15,15 @@ import typer
 
 from airochat import __version__
 from airochat.cli import chat, convert, hub, inspect, scene
+from airochat.cli.help import Group
 from airochat.errors import ExitCode
-
-
-def _conventional_help() -> None:
-    """typer 0.29 writes a required argument as `{MODEL}` in the usage line and a type such as
-    `<bool>` beside flags; help reads as every other tool's with `MODEL`, `[PROMPT]` and no
-    type for flags or for arguments whose help says what they are."""
-    from typer import core
-
-    if not hasattr(core.TyperArgument, "_usage_display_name"):
-        return  # another typer: leave its help as it is
-
-    def usage_name(self: core.TyperArgument) -> str:
-        name = self.display_name_raw if self.required else f"[{self.display_name_raw}]"
-        return name + ("..." if self.nargs != 1 else "")
-
-    option_type = core.TyperOption.display_type_rich
-
-    def flag_type(self: core.TyperOption, ctx: typer.Context) -> str | None:
-        return None if self.is_flag else option_type(self, ctx)
-
-    core.TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
-    core.TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
-    core.TyperOption.display_type_rich = flag_type  # type: ignore[method-assign,assignment]
-
-
-_conventional_help()
 
 app = typer.Typer(
     name="airochat",
     help="Chat with local GGUF models, made for the airoboros family.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from airochat.cli.edge import errors_to_exit
+from airochat.cli.help import command
 from airochat.cli.options import DebugOpt
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(convert)
+    command(app, convert)
 
 
 def convert(

@@ -20,6 +20,7 @@ from airochat.errors import (
 )
 
 if TYPE_CHECKING:
+    from airochat.domain.cancel import CancelToken
     from airochat.domain.config import Settings
     from airochat.services.resolve import Fetch
 
@@ -41,17 +42,18 @@ def note(message: str) -> None:
 
 
 @contextmanager
-def errors_to_exit(debug: bool) -> Iterator[None]:
-    """AirochatErrors become one line on stderr and their exit code; Ctrl-C becomes 130;
-    SIGTERM/SIGHUP end the command as Ctrl-D would (the `finally` blocks on the way have
-    saved the chat and stopped children)."""
-    from airochat.adapters.process_signals import end_on_signals
-    from airochat.entry import command_sigint
+def errors_to_exit(debug: bool) -> Iterator[CancelToken]:
+    """One command's run: its signals (`command_signals`: Ctrl-C, SIGTERM and SIGHUP stop a
+    reply through the token given to the chat, else unwind through the `finally` blocks that
+    save the chat and stop children), and its errors: AirochatErrors become one line on stderr
+    and their exit code, Ctrl-C 130, SIGTERM/SIGHUP 128 + the signal."""
+    from airochat.adapters.process_signals import command_signals
+    from airochat.domain.cancel import CancelToken
 
-    command_sigint()
+    cancel = CancelToken()
     try:
-        with end_on_signals():
-            yield
+        with command_signals(cancel):
+            yield cancel
     except (LoadInterrupted, Terminated) as exc:
         # A model load still runs in a worker thread and cannot be undone: end at once.
         if isinstance(exc, Terminated):

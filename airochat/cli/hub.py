@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from airochat.cli.edge import errors_to_exit, settings_from
+from airochat.cli.help import command
 from airochat.cli.options import DebugOpt, GpuLayersOpt
 
 if TYPE_CHECKING:
@@ -15,9 +16,9 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(pull)
-    app.command()(models)
-    app.command(name="rm")(remove)
+    command(app, pull)
+    command(app, models)
+    command(app, remove, name="rm")
 
 
 def _ref(model: str, quant: str | None) -> HubRef:

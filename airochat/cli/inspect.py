@@ -3,38 +3,37 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from airochat.cli.edge import errors_to_exit, note, settings_from
+from airochat.cli.help import command
 from airochat.cli.options import (
-    ApiKeyOpt,
+    BenchOptions,
     CtxOpt,
     DebugOpt,
-    EngineOpt,
     GpuLayersOpt,
     KvTypeOpt,
-    LlamaServerOpt,
     ModelArg,
-    RpcOpt,
-    ServerKindOpt,
-    ServerOpt,
-    TemperatureOpt,
-    ThreadsOpt,
-    TopKOpt,
-    VerboseOpt,
+    with_options,
 )
+from airochat.cli.request import engine_spec, server_url, settings_for
+
+BENCH_SEED = 42  # fixed unless --seed: runs compare
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(bench)
-    app.command()(info)
-    app.command()(templates)
+    command(app, bench)
+    command(app, info)
+    command(app, templates)
 
 
+@with_options(BenchOptions)
 def bench(
+    opts: BenchOptions,
     model: ModelArg = None,
     turns: Annotated[
         int, typer.Option("--turns", min=1, help="scripted chat turns", metavar="N")
@@ -42,15 +41,6 @@ def bench(
     reply_tokens: Annotated[
         int, typer.Option("--reply-tokens", min=2, help="reply length cap per turn", metavar="N")
     ] = 64,
-    threads: ThreadsOpt = None,
-    ctx: CtxOpt = None,
-    gpu_layers: GpuLayersOpt = None,
-    kv_type: KvTypeOpt = None,
-    temperature: TemperatureOpt = None,
-    top_k: TopKOpt = None,
-    seed: Annotated[
-        int, typer.Option("--seed", help="fixed for repeatable runs", metavar="N")
-    ] = 42,
     as_json: Annotated[
         bool, typer.Option("--json", help="one JSON object on stdout", metavar="")
     ] = False,
@@ -58,32 +48,22 @@ def bench(
         Path | None,
         typer.Option("--plot", help="PNG of time to first token vs history", metavar="FILE.png"),
     ] = None,
-    server: ServerOpt = None,
-    server_kind: ServerKindOpt = None,
-    api_key: ApiKeyOpt = None,
-    engine: EngineOpt = None,
-    llama_server: LlamaServerOpt = None,
-    rpc: RpcOpt = None,
-    verbose: VerboseOpt = False,
-    debug: DebugOpt = False,
 ) -> None:
     """Measure speed on the chat path (decode, prompt, TTFT per turn) against the engine's
-    own completion API (bare llama-cpp-python, or llama-server's /completion)."""
-    with errors_to_exit(debug):
+    own completion API (bare llama-cpp-python, or llama-server's /completion). The seed is
+    fixed (42) unless --seed says otherwise."""
+    with errors_to_exit(opts.debug) as cancel:
         from airochat.adapters.terminal import make_console
-        from airochat.cli.chat import Route, owned
         from airochat.services.bench import run_bench
         from airochat.services.launch import ChatRequest, open_chat
 
-        settings = settings_from(
-            threads=threads, ctx=ctx, seed=seed, gpu_layers=gpu_layers, kv_type=kv_type,
-            engine=engine, temperature=temperature, top_k=top_k,
-        )  # fmt: skip
+        seed = BENCH_SEED if opts.sampling.seed is None else opts.sampling.seed
+        sampling = replace(opts.sampling, seed=seed)
+        settings = settings_for(sampling, opts.loading, opts.where)
         err = make_console(stderr=True)
-        flags = owned(ctx=ctx, gpu_layers=gpu_layers, threads=threads, kv_type=kv_type)
-        name = model or (None if server or settings.server else settings.model)
-        spec = Route(server, server_kind, api_key, llama_server, rpc, flags).spec(settings, name)
-        request = ChatRequest(spec, settings, verbose=verbose, progress=note)
+        name = model or (None if server_url(opts.where, settings) else settings.model)
+        spec = engine_spec(opts.where, opts.loading, settings, name)
+        request = ChatRequest(spec, settings, verbose=opts.verbose, progress=note, cancel=cancel)
         ready = open_chat(request)
         try:
             for line in ready.notes:
@@ -97,16 +77,21 @@ def bench(
             ).to_dict()
         finally:
             ready.close()
-        if plot is not None:
-            from airochat.adapters.plot import write_ttft_plot
+        _show(result, plot, as_json)
 
-            write_ttft_plot(result, plot)
-        if as_json:
-            typer.echo(json.dumps(result, indent=2))
-        else:
-            from airochat.adapters.tables import print_bench
 
-            print_bench(result, make_console())
+def _show(result: dict[str, Any], plot: Path | None, as_json: bool) -> None:
+    if plot is not None:
+        from airochat.adapters.plot import write_ttft_plot
+
+        write_ttft_plot(result, plot)
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        from airochat.adapters.tables import print_bench
+        from airochat.adapters.terminal import make_console
+
+        print_bench(result, make_console())
 
 
 def info(

@@ -1,11 +1,23 @@
-"""The command-line options shared by several commands, declared once."""
+"""The command-line options shared by several commands, declared once.
+
+Each option is one `Annotated` alias (its flag, help and metavar). The options `run`, `ask` and
+`bench` share are fields of frozen dataclasses, grouped as their help shows them (sampling, the
+model's loading, where it runs); `@with_options(ChatOptions)` adds every field to a command as
+a typer option and hands the command one `ChatOptions` value. A new shared option is one field.
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_type_hints
 
 import typer
+from typer.models import OptionInfo
 
 ModelArg = Annotated[
     str | None,
@@ -113,3 +125,156 @@ RpcOpt = Annotated[
         metavar="HOSTS",
     ),
 ]
+SessionOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--session", help="load this chat file if present; save after each turn", metavar="FILE"
+    ),
+]
+
+
+# -- the shared options, grouped -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How the reply is sampled (run, ask, bench)."""
+
+    PANEL: ClassVar[str] = "Sampling"
+    temperature: TemperatureOpt = None
+    top_p: TopPOpt = None
+    top_k: TopKOpt = None
+    repeat_penalty: RepeatOpt = None
+    seed: SeedOpt = None
+
+
+@dataclass(frozen=True)
+class LoadingOptions:
+    """How a model file is loaded here (a running server decides these itself)."""
+
+    PANEL: ClassVar[str] = "Loading the model"
+    ctx: CtxOpt = None
+    threads: ThreadsOpt = None
+    gpu_layers: GpuLayersOpt = None
+    rope_scale: RopeScaleOpt = None
+    rope_freq_base: RopeBaseOpt = None
+    mlock: MlockOpt = False
+    no_mmap: NoMmapOpt = False
+    kv_type: KvTypeOpt = None
+
+    def given(self) -> tuple[str, ...]:
+        """The options given, as typed: a running server is told it decides them."""
+        named = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return tuple(f"--{k.replace('_', '-')}" for k, v in named if v not in (None, False))
+
+
+@dataclass(frozen=True)
+class WhereOptions:
+    """Where the model runs: here (default), a llama-server started here, a running server."""
+
+    PANEL: ClassVar[str] = "Where the model runs"
+    server: ServerOpt = None
+    server_kind: ServerKindOpt = None
+    api_key: ApiKeyOpt = None
+    engine: EngineOpt = None
+    llama_server: LlamaServerOpt = None
+    rpc: RpcOpt = None
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    """The options `run` and `ask` share."""
+
+    template: TemplateOpt = None
+    system: SystemOpt = None
+    max_tokens: MaxTokensOpt = None
+    session: SessionOpt = None
+    no_session_cache: NoSessionCacheOpt = False
+    scene: SceneOpt = None
+    yes: YesOpt = False
+    verbose: VerboseOpt = False
+    debug: DebugOpt = False
+    sampling: SamplingOptions = SamplingOptions()
+    loading: LoadingOptions = LoadingOptions()
+    where: WhereOptions = WhereOptions()
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """The options `bench` shares with `run` and `ask`."""
+
+    verbose: VerboseOpt = False
+    debug: DebugOpt = False
+    sampling: SamplingOptions = SamplingOptions()
+    loading: LoadingOptions = LoadingOptions()
+    where: WhereOptions = WhereOptions()
+
+
+# -- the decorator ---------------------------------------------------------------------------
+
+Options = TypeVar("Options")
+R = TypeVar("R")
+
+
+def _flat(kind: type, panel: str | None = None) -> list[tuple[str, Any, Any]]:
+    """(name, annotation, default) of every option in `kind`, groups flattened in order;
+    a group's options go to its own help panel."""
+    out = []
+    hints = get_type_hints(kind, include_extras=True)
+    for f in fields(kind):
+        hint = hints[f.name]
+        if isinstance(hint, type) and is_dataclass(hint):
+            out += _flat(hint, getattr(hint, "PANEL", None))
+        else:
+            out.append((f.name, _in_panel(hint, panel) if panel else hint, f.default))
+    return out
+
+
+def _in_panel(annotation: Any, panel: str) -> Any:
+    """The option's declaration, shown in the help panel `panel`."""
+    base, *meta = get_args(annotation)
+    infos = [copy.copy(m) for m in meta if isinstance(m, OptionInfo)]
+    for info in infos:
+        info.rich_help_panel = panel
+    return Annotated[(base, *infos)]
+
+
+def _build(kind: type[Options], values: dict[str, Any]) -> Options:
+    """The options value from typer's flat keyword arguments."""
+    made: dict[str, Any] = {}
+    for f in fields(kind):  # type: ignore[arg-type]
+        if is_dataclass(f.default):
+            made[f.name] = _build(type(f.default), values)
+        else:
+            made[f.name] = values.pop(f.name)
+    return kind(**made)
+
+
+def with_options(kind: type[Options]) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Add every option of `kind` to a typer command, after its own parameters, and call it
+    with them gathered in one `kind` value as its parameter `opts`."""
+    shared = _flat(kind)
+
+    def decorate(command: Callable[..., R]) -> Callable[..., R]:
+        own = [
+            p
+            for p in inspect.signature(command, eval_str=True).parameters.values()
+            if p.name != "opts"
+        ]
+        names = {p.name for p in own}
+        assert not names & {n for n, _, _ in shared}, f"{command.__name__}: option clash"
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> R:
+            opts = _build(kind, {n: kwargs.pop(n) for n, _, _ in shared})
+            return command(opts, **kwargs)
+
+        extra = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=a, default=d)
+            for n, a, d in shared
+        ]
+        run.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+        run.__annotations__ = {}  # typer reads the signature above, not the source's strings
+        return run
+
+    return decorate

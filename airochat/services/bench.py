@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from airochat.adapters.kv_file import kv_path
 from airochat.adapters.llama_engine import LlamaEngine
 from airochat.domain.config import Sampling
 from airochat.domain.engine import Engine, KeepsCache
@@ -219,8 +220,8 @@ def _resume(chat: Chat, engine: LlamaEngine) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="airochat-bench-") as tmp:
         path = Path(tmp) / "bench-session.json"
         session_file.save(chat, path)
-        session_cache.save(chat, path, 1 << 40)
-        out["cache_bytes"] = session_cache.size(path) or 0
+        session_cache.save(chat, kv_path(path), 1 << 40)
+        out["cache_bytes"] = session_cache.size(kv_path(path)) or 0
         for label, with_cache in (("reread", False), ("cached", True)):
             engine.forget_cache()
             probe = Chat(
@@ -233,7 +234,7 @@ def _resume(chat: Chat, engine: LlamaEngine) -> dict[str, Any]:
             )
             session_file.load(probe, path)
             if with_cache:
-                session_cache.load(probe, path)
+                session_cache.load(probe, kv_path(path))
             done = next(e for e in probe.send("Go on.") if isinstance(e, Done))
             out[f"ttft_{label}_s"] = done.ttft_s
             out[f"read_{label}"] = done.prompt_eval_tokens

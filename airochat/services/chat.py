@@ -3,69 +3,29 @@
 It owns the conversation and talks to an `Engine` (never a concrete one). A `TurnPolicy` decides
 what a user's message becomes (a scene wraps the first one in its opening and picks a speaker);
 everything else -- fitting the context, streaming, keeping the turn -- is one path for every
-chat. `preview()` returns exactly what `send()` would send, without sending it.
+chat. `preview()` returns exactly what `send()` would send, without sending it. A reply is
+stopped from outside through the chat's `CancelToken` (the CLI edge's signal handler cancels it);
+the chat itself never touches signals. `saved()` and `restore()` are the chat as kept between
+processes (services/kept_chat.py decides where and when).
 """
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
-from airochat.domain.config import Sampling
+from airochat.domain.cancel import CancelToken
+from airochat.domain.config import Sampling, sampling_from
 from airochat.domain.conversation import Conversation, Turn, tidy_message
 from airochat.domain.engine import Engine
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
-from airochat.domain.scene import Scene
+from airochat.domain.scene import Scene, parse_scene
 from airochat.domain.templates import Template, encode, get_template, render
-from airochat.errors import ContextOverflowError, Terminated, UsageError
-
-
-@dataclass(frozen=True)
-class TurnPlan:
-    """What is sent for one user message: its text, extra stop strings, the reply's opening."""
-
-    message: str
-    stops: tuple[str, ...] = ()
-    reply_prefix: str = ""
-
-
-class TurnPolicy(Protocol):
-    """How user messages become turns. The plain policy sends them as typed; a scene's adds
-    its opening, its speaker and the stop strings that keep the model out of the user's lines."""
-
-    scene: Scene | None
-
-    def plan(self, message: str, turns: Sequence[Turn]) -> TurnPlan: ...
-
-    def replan(self, turn: Turn, message: str) -> TurnPlan:
-        """The plan for sending `turn` again (regen, edit): same speaker, new text."""
-        ...
-
-    def commit(self, plan: TurnPlan) -> None:
-        """The plan was sent (a scene moves on to the next speaker)."""
-        ...
-
-    def notes(self, done: Done) -> list[str]: ...
-
-
-class PlainTurns:
-    scene: Scene | None = None
-
-    def plan(self, message: str, turns: Sequence[Turn]) -> TurnPlan:
-        return TurnPlan(message)
-
-    def replan(self, turn: Turn, message: str) -> TurnPlan:
-        return TurnPlan(message, reply_prefix=turn.reply_prefix)
-
-    def commit(self, plan: TurnPlan) -> None:
-        pass
-
-    def notes(self, done: Done) -> list[str]:
-        return []
+from airochat.domain.transcript import SavedChat, SavedTurn, SessionFileError
+from airochat.errors import ConfigError, ContextOverflowError, Terminated, UsageError
+from airochat.services.roleplay import turns_for
+from airochat.services.turns import PlainTurns, TurnPlan, TurnPolicy
 
 
 @dataclass(frozen=True)
@@ -100,8 +60,12 @@ class Chat:
         model_name: str = "",
         templates: Callable[[str], Template] = get_template,
         policy: TurnPolicy | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         self.engine = engine
+        # Stops a reply from outside (the CLI edge's signal handler): armed while one runs.
+        self.cancel = cancel or CancelToken()
+        self._scene_listeners: list[Callable[[], None]] = []
         self.model_name = model_name
         self.sampling = sampling
         self.templates = templates  # template by name: /set template, session files
@@ -166,21 +130,26 @@ class Chat:
         prompt = self.conversation.prompt_tokens(turn)
         if plan.reply_prefix:  # a scene's speaker: in the prompt, and shown with the reply
             yield TextChunk(plan.reply_prefix)
-        done: Done | None = None
         # The reply and the tokens that will close it must both fit what the prompt leaves.
         room = self.engine.n_ctx - len(prompt) - self._end_len()
         sampling = replace(self.sampling, max_tokens=max(1, min(self.sampling.max_tokens, room)))
-        with _stops_on_signals(self.engine) as stopper:
+        done: Done | None = None
+        with self.cancel.arm(self.engine.request_stop):
             for event in self.engine.generate(prompt, sampling, self.stops(plan)):
                 if isinstance(event, Done):
                     self.conversation.finish_turn(
                         turn, event.text, event.tokens, event.finish_reason, self.engine
                     )
                     self.last = done = event
-                yield event
-        if stopper.ending is not None:
-            raise Terminated(stopper.ending)
+                else:
+                    yield event
+        # Disarmed before Done is handed on: a caller that stops reading at Done (ask
+        # --functions) must neither parse a reply cut by SIGTERM nor leave Ctrl-C stopping a
+        # reply that is over. The turn is kept either way.
+        if self.cancel.ending is not None:
+            raise Terminated(self.cancel.ending)
         if done is not None:
+            yield done
             for note in self.policy.notes(done):
                 yield ReplyNote(note)
 
@@ -324,34 +293,62 @@ class Chat:
             ids = ids[1:]  # SentencePiece's added leading space
         self.conversation.extend_last_reply(text, ids)
 
+    # -- kept and restored ---------------------------------------------------------------------
 
-class _Stopper:
-    """While a reply is generated, Ctrl-C (and SIGTERM/SIGHUP) ask the engine to stop instead
-    of raising: the abort callback ends even a long prompt read inside llama.cpp, and the turn
-    is kept. An ending signal is raised again once the turn is safe."""
+    def saved(self) -> SavedChat:
+        """The chat and its settings as kept between processes."""
+        conv = self.conversation
+        return SavedChat(
+            model=self.model_name,
+            template=self.template.name,
+            system=conv.system,
+            history=conv.history,
+            sampling=asdict(self.sampling),
+            turns=[
+                SavedTurn(t.message, t.reply, list(t.reply_tokens), t.finish_reason, t.reply_prefix)
+                for t in conv.turns
+            ],
+            scene=self.scene.to_dict() if self.scene else None,
+        )
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.ending: int | None = None
+    def restore(self, saved: SavedChat, where: str) -> list[str]:
+        """Become the saved chat, all or nothing: a bad value raises before anything changes.
+        Reply token ids are reused when they came from this model and fit its vocabulary;
+        otherwise replies are tokenized from their text (said in the notes returned)."""
+        template = self.templates(saved.template)
+        try:
+            sampling = sampling_from(self.sampling, saved.sampling)
+        except (TypeError, ConfigError) as exc:
+            raise SessionFileError(f"{where}: bad sampling settings ({exc})") from None
+        scene = parse_scene(saved.scene, where) if saved.scene is not None else None
+        conv = Conversation(template, saved.system, saved.history)
+        redone = 0
+        for t in saved.turns:
+            turn = conv.begin_turn(t.message, self.engine, t.reply_prefix)
+            usable = saved.model == self.model_name and all(
+                i < self.engine.n_vocab for i in t.reply_tokens
+            )
+            redone += not usable
+            tokens = t.reply_tokens if usable else self.engine.tokenize_text(t.reply)
+            conv.finish_turn(turn, t.reply, tokens, t.finish_reason, self.engine)
+        changed = (scene.to_dict() if scene else None) != (
+            self.scene.to_dict() if self.scene else None
+        )
+        self.conversation, self.sampling, self.last = conv, sampling, None
+        self.policy = turns_for(scene)
+        if changed:
+            for listener in self._scene_listeners:
+                listener()
+        if not redone:
+            return []
+        why = (
+            "another model"
+            if saved.model != self.model_name
+            else "token ids outside the vocabulary"
+        )
+        return [f"{redone} reply(ies) tokenized again from their text ({why})"]
 
-    def __call__(self, signum: int, _frame: object) -> None:
-        if signum != signal.SIGINT:
-            self.ending = signum
-        self.engine.request_stop()
-
-
-@contextmanager
-def _stops_on_signals(engine: Engine) -> Iterator[_Stopper]:
-    stopper = _Stopper(engine)
-    if threading.current_thread() is not threading.main_thread():
-        yield stopper
-        return
-    caught = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.getsignal(s) for s in caught}
-    for s in caught:
-        signal.signal(s, stopper)
-    try:
-        yield stopper
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    def on_scene_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` when a restore brings, replaces or takes away the roleplay scene
+        (the REPL then switches to the command set of the chat in force)."""
+        self._scene_listeners.append(listener)

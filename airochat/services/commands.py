@@ -15,9 +15,8 @@ from airochat.domain.closed_context import Document, closed_context, document_fr
 from airochat.domain.config import Sampling
 from airochat.domain.events import ChatEvent, Done
 from airochat.errors import AirochatError, UsageError
-from airochat.services import session_cache, session_file
-from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
+from airochat.services.kept_chat import KeptChat
 from airochat.services.roleplay import SceneTurns
 
 
@@ -31,16 +30,13 @@ PlayTurn = Callable[[Iterator[ChatEvent]], None]
 
 
 class Commands:
-    def __init__(
-        self, chat: Chat, io: ChatIO, play: PlayTurn, session_path: Path | None = None
-    ) -> None:
-        self.chat = chat
+    def __init__(self, kept: KeptChat, io: ChatIO, play: PlayTurn) -> None:
+        self.kept = kept  # the chat and its life on disk (/save, /load, /stats)
+        self.chat = kept.chat
         self.io = io
         self.play = play
-        self.session_path = session_path
         self.staged: list[Document] = []  # closed-context documents for the next message
         self.show_stats = True
-        self.cache_max_bytes: int | None = None  # /save writes the KV cache beside the file
 
     def names(self) -> list[str]:
         return sorted(n[4:] for n in dir(self) if n.startswith("cmd_"))
@@ -153,7 +149,7 @@ class Commands:
         """Last reply: tokens, time to first token, tokens/s; the chat: context used."""
         st = self.chat.stats()
         used = f"context {st.context_used} of {st.context_size} tokens"
-        kept = session_cache.size(self.session_path) if self.session_path else None
+        kept = self.kept.cache_size()
         if kept is not None:
             used += f" · model cache saved with the session: {kept / 2**20:.1f} MiB"
         if st.last is None:
@@ -225,25 +221,17 @@ class Commands:
     # -- files -----------------------------------------------------------------------------------
 
     def cmd_save(self, arg: str) -> bool:
-        """Save the chat and its settings: /save FILE (JSON)."""
-        path = Path(arg).expanduser() if arg else self.session_path
-        if path is None:
-            raise UsageError("usage: /save FILE")
-        session_file.save(self.chat, path)
-        self.io.notice(f"Saved {len(self.chat.conversation.turns)} exchange(s) to {path}")
-        if self.cache_max_bytes is not None:
-            note = session_cache.save(self.chat, path, self.cache_max_bytes)
-            if note:
-                self.io.notice(note)
+        """Save the chat and its settings: /save FILE (JSON; the model's cache as FILE.kv)."""
+        for note in self.kept.save_as(Path(arg).expanduser() if arg else None):
+            self.io.notice(note)
         return False
 
     def cmd_load(self, arg: str) -> bool:
         """Load a saved chat (and its scene): /load FILE."""
         if not arg:
             raise UsageError("usage: /load FILE")
-        path = Path(arg).expanduser()
-        saved = session_file.load(self.chat, path)
-        self.io.notice(f"Loaded {len(saved.turns)} exchange(s) from {path}")
+        for note in self.kept.load_from(Path(arg).expanduser()):
+            self.io.notice(note)
         return False
 
 
@@ -288,9 +276,7 @@ class SceneCommands(Commands):
         return False
 
 
-def commands_for(
-    chat: Chat, io: ChatIO, play: PlayTurn, session_path: Path | None = None
-) -> Commands:
+def commands_for(kept: KeptChat, io: ChatIO, play: PlayTurn) -> Commands:
     """The command set for the chat in force: a scene's has its own commands."""
-    kind = SceneCommands if isinstance(chat.policy, SceneTurns) else Commands
-    return kind(chat, io, play, session_path)
+    kind = SceneCommands if isinstance(kept.chat.policy, SceneTurns) else Commands
+    return kind(kept, io, play)

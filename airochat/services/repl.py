@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
-from airochat.adapters.storage import StorageError
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.errors import AirochatError
-from airochat.services import session_cache, session_file
 from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
 from airochat.services.commands import Commands, commands_for, read_count
+from airochat.services.kept_chat import KeptChat
 from airochat.services.roleplay import SceneTurns
 
 
@@ -51,31 +49,27 @@ def context_gauge(chat: Chat) -> str:
 
 
 class Repl:
-    """The loop and what it keeps between turns: the command set in force and the autosave."""
+    """The loop and what it keeps between turns: the command set in force and the chat's
+    life on disk (`KeptChat`: autosave after every change, the model's cache at the end)."""
 
-    def __init__(
-        self,
-        chat: Chat,
-        io: ChatIO,
-        session_path: Path | None = None,
-        stats: bool = True,
-        cache_max_bytes: int | None = None,
-    ) -> None:
-        self.chat = chat
+    def __init__(self, kept: KeptChat, io: ChatIO, stats: bool = True) -> None:
+        self.kept = kept
+        self.chat = kept.chat
         self.io = io
-        self.session_path = session_path
         self.stats = stats
-        self.cache_max_bytes = cache_max_bytes  # keep the KV cache with the session
         self.commands = self._commands()
-        self._saved = ""  # what the session file holds, to write only on change
-        self._save_error = ""
-        io.attach(lambda: context_gauge(chat), lambda: self.commands.names())
+        # A /load that brings or takes away a scene brings its command set.
+        self.chat.on_scene_change(self._scene_changed)
+        io.attach(lambda: context_gauge(self.chat), lambda: self.commands.names())
 
     def _commands(self) -> Commands:
-        commands = commands_for(self.chat, self.io, self.play, self.session_path)
+        commands = commands_for(self.kept, self.io, self.play)
         commands.show_stats = self.stats
-        commands.cache_max_bytes = self.cache_max_bytes
         return commands
+
+    def _scene_changed(self) -> None:
+        self.stats = self.commands.show_stats
+        self.commands = self._commands()
 
     def play(self, events: Iterator[ChatEvent]) -> None:
         try:
@@ -84,21 +78,11 @@ class Repl:
             self.autosave()  # even after Ctrl-C
 
     def autosave(self) -> None:
-        """Save the session after every change (a turn, /set, /system, /undo ...). A save that
-        fails is said once; the chat goes on in memory and `/save PATH` can still keep it."""
-        if self.session_path is None:
-            return
-        text = session_file.dumps(self.chat)
-        if text == self._saved or (not self._saved and not self.chat.started):
-            return
-        try:
-            session_file.write(self.session_path, text)
-        except StorageError as exc:
-            if str(exc) != self._save_error:
-                self.io.error(f"{exc} -- the chat goes on unsaved (/save PATH to keep it)")
-            self._save_error = str(exc)
-            return
-        self._saved, self._save_error = text, ""
+        """Save the chat after every change; a save that fails is said once, and the chat
+        goes on in memory (`/save PATH` can still keep it)."""
+        failed = self.kept.autosave()
+        if failed:
+            self.io.error(failed)
 
     def start_scene(self) -> None:
         """A scene that has not started yet opens with its cast and its first turn."""
@@ -114,33 +98,22 @@ class Repl:
     def handle(self, message: str) -> bool:
         """One line from the user; True means leave."""
         if message.startswith("/") and not message.startswith("//"):
-            scene_before = self.chat.scene
             leave = self.commands.run(message.strip())
             self.stats = self.commands.show_stats
-            if self.chat.scene is not scene_before:  # /load brought or took away a scene
-                self.commands = self._commands()
             return leave
         self.commands.send(message[1:] if message.startswith("//") else message)
         return False
 
     def run(self) -> None:
         """Read messages and answer them until the user leaves."""
-        if self.session_path is not None and self.chat.started:
-            self._saved = session_file.dumps(self.chat)  # resumed: the file holds this
         try:
             self.start_scene()
             self._loop()
         finally:
             self.autosave()
-            self.save_cache()
+            for note in self.kept.save_cache():
+                self.io.notice(note)
             self.io.close()
-
-    def save_cache(self) -> None:
-        if self.session_path is None or self.cache_max_bytes is None or not self._saved:
-            return
-        note = session_cache.save(self.chat, self.session_path, self.cache_max_bytes)
-        if note:
-            self.io.notice(note)
 
     def _loop(self) -> None:
         while True:

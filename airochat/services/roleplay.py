@@ -1,22 +1,60 @@
-"""A roleplay scene as a turn policy of the chat: the opening turn, who speaks next, the stop
-strings that keep the model out of the user's lines, and notes about what was cut."""
+"""Roleplay: a scene as a turn policy of the chat (the opening turn, who speaks next, the stop
+strings that keep the model out of the user's lines, notes about what was cut), and a scene
+composed from character cards (`airochat scene import`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from airochat.adapters.cards import card_character
 from airochat.domain.conversation import Turn
 from airochat.domain.events import Done
-from airochat.domain.scene import Scene, load_scene, render_opening, stop_strings, unknown_speakers
+from airochat.domain.scene import (
+    Scene,
+    load_scene,
+    parse_scene,
+    render_opening,
+    stop_strings,
+    unknown_speakers,
+)
 from airochat.errors import UsageError
-from airochat.services.chat import TurnPlan
+from airochat.services.turns import PlainTurns, TurnPlan, TurnPolicy
 
 
 def load_scene_file(path: Path) -> Scene:
     """A scene file, its characters' `card:` paths read relative to the file."""
     return load_scene(path, lambda card: card_character(path.parent / str(card)))
+
+
+def turns_for(scene: Scene | None) -> TurnPolicy:
+    """The turn policy of a chat with this scene (or none)."""
+    return SceneTurns(scene) if scene is not None else PlainTurns()
+
+
+def scene_from_cards(cards: Sequence[Path], user: str) -> dict[str, Any]:
+    """A scene file's content from character cards: the cast together, the first card's
+    scenario as the setting, unused card fields kept under extensions. It loads as a scene."""
+    chars = [card_character(c) for c in cards]
+    names = [c["name"] for c in chars]
+    together = (
+        " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + f" and {names[-1]}"
+    )
+    scene = {
+        "title": f"{together}",
+        "user": {"name": user},
+        "characters": [{k: v for k, v in c.items() if v} for c in chars],
+        "rules": ["surround character actions with asterisks"],
+        "setting": next((c["scenario"] for c in chars if c.get("scenario")), ""),
+        "opening": f"Generate a single interaction between {together} to start, "
+        "with one sentence each."
+        if len(names) > 1
+        else f"{names[0]} starts the conversation.",
+        "mode": "ensemble",
+    }
+    parse_scene(scene, "the imported scene")  # what we write must load
+    return scene
 
 
 class SceneTurns:

@@ -1,23 +1,23 @@
-"""The model's KV cache kept with a session file (FILE.kv), so a resumed chat -- in the REPL or
-from `ask --session` in a script -- reads only its new turn instead of the whole chat.
+"""The model's KV cache kept with a chat (a session file's FILE.kv), so a resumed chat -- in the
+REPL or from `ask --session` in a script -- reads only its new turn instead of the whole chat.
 
-The JSON stays the source of truth: a cache that is missing, damaged, from another model,
-build or context size, or bigger than the configured cap is ignored with one line, and the
-chat is read again as before.
+The chat's own record (the JSON) stays the source of truth: a cache that is missing, damaged,
+from another model, build or context size, or bigger than the configured cap is ignored with
+one line, and the chat is read again as before.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from airochat.adapters.kv_file import KvFileError, kv_path, read_kv, write_kv
+from airochat.adapters.kv_file import KvFileError, read_kv, write_kv
 from airochat.adapters.storage import StorageError
 from airochat.domain.engine import KeepsCache
 from airochat.services.chat import Chat
 
 
-def save(chat: Chat, session: Path, max_bytes: int) -> str | None:
-    """Write the cache beside `session`; a note when it was not written (too big, failed)."""
+def save(chat: Chat, path: Path, max_bytes: int) -> str | None:
+    """Write the cache to `path`; a note when it was not written (too big, failed)."""
     engine = chat.engine
     if not isinstance(engine, KeepsCache):
         return None
@@ -25,7 +25,6 @@ def save(chat: Chat, session: Path, max_bytes: int) -> str | None:
     if not tokens:
         return None
     state = engine.cache_state()
-    path = kv_path(session)
     if len(state) > max_bytes:
         path.unlink(missing_ok=True)  # an older, smaller one would no longer match anyway
         return (
@@ -39,10 +38,9 @@ def save(chat: Chat, session: Path, max_bytes: int) -> str | None:
     return None
 
 
-def load(chat: Chat, session: Path) -> str | None:
+def load(chat: Chat, path: Path) -> str | None:
     """Load the saved cache if it fits this chat; one line saying what happened."""
     engine = chat.engine
-    path = kv_path(session)
     if not isinstance(engine, KeepsCache) or not path.exists():
         return None
     try:
@@ -58,8 +56,7 @@ def load(chat: Chat, session: Path) -> str | None:
     return f"loaded the model's cache ({shared} of {len(chat_tokens)} tokens)"
 
 
-def size(session: Path) -> int | None:
-    path = kv_path(session)
+def size(path: Path) -> int | None:
     return path.stat().st_size if path.exists() else None
 
 
