@@ -99,3 +99,27 @@ def test_gguf_template_chosen_and_markers_are_special_tokens(tmp_path: Path) -> 
 def test_gguf_template_on_model_without_one(tiny_gguf: Path) -> None:
     proc = run_cli("ask", str(tiny_gguf), "hi", "--template", "gguf", "--max-tokens", "1")
     assert proc.returncode == 2 and "no chat template of its own" in proc.stderr
+
+
+@pytest.mark.parametrize("in_thread", [False, True])
+def test_a_template_that_loops_without_output_is_refused_in_any_thread(in_thread: bool) -> None:
+    """The budget counts the render's steps (no SIGALRM), so it holds outside the main thread
+    too, where a timer signal could never reach."""
+    import threading
+
+    loops = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    caught: list[BaseException] = []
+
+    def render() -> None:
+        try:
+            template_from_gguf(loops, "<s>", "</s>", ())
+        except ChatTemplateError as exc:
+            caught.append(exc)
+
+    if in_thread:
+        worker = threading.Thread(target=render)
+        worker.start()
+        worker.join(timeout=60)
+    else:
+        render()
+    assert len(caught) == 1 and "refusing it" in str(caught[0])

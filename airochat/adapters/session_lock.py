@@ -1,9 +1,14 @@
 """One process per session file: an advisory lock (flock) on `.{name}.lock` beside it, held
 for as long as the chat is open, so two processes never write one file in turns and drop each
-other's turns. The holder's pid is written in the lock file for the message."""
+other's turns. The holder's pid is written in the lock file for the message.
+
+The holder removes the lock file when it lets go (a killed one leaves it: the kernel drops the
+flock, and the next holder reuses the file). A waiter that then wins the flock on the removed
+file sees that the path no longer names it, and takes the lock again on the new file."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -25,15 +30,27 @@ class SessionLock:
 
     def acquire(self, wait_s: float = 0.0) -> None:
         """Take the lock, waiting up to `wait_s` for another holder to let go."""
-        try:
-            fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 -- held until release
-        except OSError:
-            return  # a directory we cannot write: saving will say so; nothing to guard
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 -- held until release
+            except OSError:
+                return  # a directory we cannot write: saving will say so; nothing to guard
+            self._lock(fh, deadline)
+            if self._still_there(fh):
                 break
+            fh.close()  # the holder removed the file we locked: lock the new one
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+
+    def _lock(self, fh: IO[str], deadline: float) -> None:
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     holder = self._holder(fh)
@@ -43,11 +60,12 @@ class SessionLock:
                         "close that one first, or use another session file"
                     ) from None
                 time.sleep(0.1)
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
+
+    def _still_there(self, fh: IO[str]) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            return False
 
     @staticmethod
     def _holder(fh: IO[str]) -> str:
@@ -57,5 +75,8 @@ class SessionLock:
 
     def release(self) -> None:
         if self._fh is not None:
+            # Removed while still held, so no one can lock this file after we let go.
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
             self._fh.close()  # closing the descriptor drops the flock
             self._fh = None

@@ -9,10 +9,11 @@ is then rendered and tokenized incrementally like every other template.
 
 from __future__ import annotations
 
-import signal
-import threading
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 from airochat.domain.templates import Template
@@ -26,12 +27,13 @@ class ChatTemplateError(InputFileError):
 
 
 RENDER_SECONDS = 2.0  # a chat template renders in microseconds; anything slower is a trap
+RENDER_STEPS = 5_000_000  # lines of Python run: a real template takes tens of thousands
 RENDER_BYTES = 1 << 20
 MAX_OPERAND = 1 << 16  # "x" * 10**9 and 10 ** 10**9 are refused before they are computed
 
 
-class _Budget(Exception):
-    pass
+class _Budget(BaseException):
+    """Over budget: a BaseException, so no `except Exception` inside jinja2 swallows it."""
 
 
 def _environment() -> Any:
@@ -52,23 +54,35 @@ def _environment() -> Any:
 
 
 @contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """A wall-clock budget for pure-Python rendering (nested loops that never output). Only
-    the main thread can take signals; elsewhere the output budget still applies."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _budget(seconds: float, steps: int) -> Iterator[None]:
+    """A budget for pure-Python rendering (nested loops that never output): the lines of
+    Python the render runs are counted through `sys.settrace`, which sees every line of
+    jinja2's compiled template and of jinja2 itself, in this thread only. No signal, no
+    timer: it holds in any thread, and a C call that never returns is the only thing it
+    cannot stop (the sandbox bounds those: ranges, operands, output size)."""
+    deadline = time.monotonic() + seconds
+    count = 0
+    tripped = False
 
-    def expire(_signum: int, _frame: object) -> None:
-        raise _Budget(f"took longer than {seconds:g} s")
+    def trace(_frame: FrameType, _event: str, _arg: object) -> Any:
+        nonlocal count, tripped
+        if tripped:
+            return None
+        count += 1
+        if count > steps:
+            tripped = True
+            raise _Budget(f"runs more than {steps} steps")
+        if not count % 4096 and time.monotonic() > deadline:
+            tripped = True
+            raise _Budget(f"took longer than {seconds:g} s")
+        return trace
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = sys.gettrace()
+    sys.settrace(trace)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        sys.settrace(previous)
 
 
 def _render(source: str, messages: list[dict[str, str]], gen: bool, bos: str, eos: str) -> str:
@@ -82,7 +96,7 @@ def _render(source: str, messages: list[dict[str, str]], gen: bool, bos: str, eo
     env = _environment()
     env.globals["raise_exception"] = raise_exception
     try:
-        with _deadline(RENDER_SECONDS):
+        with _budget(RENDER_SECONDS, RENDER_STEPS):
             template = env.from_string(source)
             out: list[str] = []
             size = 0
