@@ -176,8 +176,10 @@ def _positionals(
 ) -> tuple[str | None, str | None]:
     """(MODEL, PROMPT) from what was typed. With a server, one argument is the message (the
     server's model answers); MODEL `-` also leaves the choice to the server."""
+    if model == "-":
+        return None, prompt
     if server and model is not None and prompt is None:
         return None, model
     if model is None and not server:
         raise UsageError("name a MODEL (or give --server URL)")
-    return (None if model == "-" else model), prompt
+    return model, prompt

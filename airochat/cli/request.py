@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from airochat.domain.cancel import CancelToken
     from airochat.domain.config import Settings
     from airochat.domain.engine_spec import EngineSpec
+    from airochat.services.chat_store import ChatStore
     from airochat.services.launch import ChatRequest
 
 
@@ -67,6 +68,14 @@ def engine_spec(
     return LocalEngine(model)
 
 
+def chat_store(opts: ChatOptions) -> ChatStore | None:
+    """Where the chat is kept between processes: the session file named with --session, else
+    nowhere (the place a chat library, --continue or --incognito decides)."""
+    from airochat.services.session_file import SessionFile
+
+    return SessionFile(opts.session) if opts.session is not None else None
+
+
 def typed_settings(opts: ChatOptions, history: bool | None = None) -> dict[str, object]:
     """The chat settings typed on this command line (they win over a resumed chat's)."""
     typed = {
@@ -92,14 +101,13 @@ def chat_request(
     """The request for a chat (run, ask): its engine, where it is kept, what it starts with."""
     from airochat.services.launch import ChatRequest
     from airochat.services.roleplay import load_scene_file
-    from airochat.services.session_file import SessionFile
 
     return ChatRequest(
         engine=engine_spec(opts.where, opts.loading, settings, model),
         settings=settings,
         system=opts.system,
         scene=load_scene_file(opts.scene) if opts.scene is not None else None,
-        store=SessionFile(opts.session) if opts.session is not None else None,
+        store=chat_store(opts),
         verbose=opts.verbose,
         fetch=None if tokenizer_only else make_fetch(settings, opts.yes, interactive),
         tokenizer_only=tokenizer_only,

@@ -85,28 +85,19 @@ def _budget(seconds: float, steps: int) -> Iterator[None]:
         sys.settrace(previous)
 
 
-def _render(source: str, messages: list[dict[str, str]], gen: bool, bos: str, eos: str) -> str:
-    """Render in jinja2's immutable sandbox with a time, size and recursion budget; any
+def _raise_exception(message: str) -> None:
+    raise ChatTemplateError(f"the model's chat template refused: {message}")
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """Compiling or rendering the template within its time, step and recursion budget; any
     failure is one line that names the problem."""
     from jinja2.exceptions import SecurityError
 
-    def raise_exception(message: str) -> None:
-        raise ChatTemplateError(f"the model's chat template refused: {message}")
-
-    env = _environment()
-    env.globals["raise_exception"] = raise_exception
     try:
         with _budget(RENDER_SECONDS, RENDER_STEPS):
-            template = env.from_string(source)
-            out: list[str] = []
-            size = 0
-            context = {"messages": messages, "add_generation_prompt": gen}
-            for chunk in template.generate(**context, bos_token=bos, eos_token=eos):
-                size += len(chunk)
-                if size > RENDER_BYTES:
-                    raise _Budget("writes more than 1 MiB")
-                out.append(chunk)
-            return "".join(out)
+            yield
     except ChatTemplateError:
         raise
     except SecurityError as exc:
@@ -129,6 +120,29 @@ def _render(source: str, messages: list[dict[str, str]], gen: bool, bos: str, eo
         ) from None
 
 
+def _compile(source: str) -> Any:
+    """The template, compiled once in jinja2's bounded immutable sandbox (compiling under
+    the step count costs several times the render: once, not per render)."""
+    env = _environment()
+    env.globals["raise_exception"] = _raise_exception
+    with _refusals():
+        return env.from_string(source)
+
+
+def _render(template: Any, messages: list[dict[str, str]], gen: bool, bos: str, eos: str) -> str:
+    """One render, its output bounded too."""
+    with _refusals():
+        out: list[str] = []
+        size = 0
+        context = {"messages": messages, "add_generation_prompt": gen}
+        for chunk in template.generate(**context, bos_token=bos, eos_token=eos):
+            size += len(chunk)
+            if size > RENDER_BYTES:
+                raise _Budget("writes more than 1 MiB")
+            out.append(chunk)
+        return "".join(out)
+
+
 def _fmt(text: str) -> str:
     """Rendered text with sentinels -> a format string for Template."""
     text = text.replace("{", "{{").replace("}", "}}")
@@ -144,22 +158,23 @@ def _after(text: str, prefix: str, what: str) -> str:
 def template_from_gguf(source: str, bos: str, eos: str, stop: tuple[str, ...]) -> Template:
     """Derive first/next/reply_end from the template; `stop` are the model's end-of-turn texts."""
     sys_user = [{"role": "system", "content": _SYS}, {"role": "user", "content": _MSG}]
+    template = _compile(source)
     try:
-        first = _render(source, sys_user, True, bos, eos)
+        first = _render(template, sys_user, True, bos, eos)
         with_sys = True
     except ChatTemplateError:
         with_sys = False  # some templates refuse a system role
-        first = _render(source, sys_user[1:], True, bos, eos)
+        first = _render(template, sys_user[1:], True, bos, eos)
     opened = sys_user if with_sys else sys_user[1:]
-    no_sys = _render(source, sys_user[1:], True, bos, eos)
+    no_sys = _render(template, sys_user[1:], True, bos, eos)
     answered = [*opened, {"role": "assistant", "content": _REPLY}]
-    closed = _render(source, answered, False, bos, eos)
+    closed = _render(template, answered, False, bos, eos)
     head, sep, reply_end = closed.partition(_REPLY)
     if not sep:
         raise ChatTemplateError("the model's chat template drops the assistant's reply")
-    _after(head, _render(source, opened, False, bos, eos), "the generation prompt")
+    _after(head, _render(template, opened, False, bos, eos), "the generation prompt")
     two = [*answered, {"role": "user", "content": _MSG}]
-    nxt = _after(_render(source, two, True, bos, eos), closed, "a second turn")
+    nxt = _after(_render(template, two, True, bos, eos), closed, "a second turn")
     return Template(
         name="gguf",
         summary="the model's own chat template (tokenizer.chat_template)",
