@@ -21,6 +21,7 @@ from airochat.adapters import llama_log
 from airochat.adapters.reply_clock import ReplyClock
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
+from airochat.domain.load_options import LoadOptions
 from airochat.domain.stops import ReplyText
 from airochat.domain.templates import Special
 from airochat.errors import AirochatError, ContextOverflowError, LoadInterrupted, ModelLoadError
@@ -36,22 +37,6 @@ class ContextAllocError(ModelLoadError):
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    path: Path
-    n_ctx: int
-    n_threads: int
-    n_gpu_layers: int = 0
-    seed: int = -1
-    rope_freq_scale: float = 0.0  # 0: take it from the model
-    rope_freq_base: float = 0.0
-    use_mmap: bool = True
-    use_mlock: bool = False
-    verbose: bool = False
-    vocab_only: bool = False  # tokenizer only: for --print-prompt
-    kv_type: str = "f16"  # f16, q8_0 or q4_0 for both K and V
 
 
 class LlamaEngine:

@@ -18,7 +18,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from airochat.adapters.reply_clock import ReplyClock
-from airochat.adapters.server_http import ServerGone, client, events, request, stream
+from airochat.adapters.server_http import (
+    ServerGone,
+    ServerUnreachable,
+    client,
+    events,
+    request,
+    stream,
+)
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
@@ -248,9 +255,7 @@ class LlamaServerEngine:
             with stream(self.http, "/completion", body, "generating on the server") as response:
                 yield from _Reply(self, stop, len(prompt), start).read(events(response))
         except httpx.TransportError as exc:
-            from airochat.adapters.server_http import ServerError
-
-            raise ServerError(f"cannot reach the server at {self.facts.url}: {exc}") from None
+            raise ServerUnreachable(f"cannot reach the server at {self.facts.url}: {exc}") from None
 
 
 def _sampling_body(sampling: Sampling) -> dict[str, Any]:

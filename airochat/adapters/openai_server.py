@@ -15,7 +15,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from airochat.adapters.reply_clock import ReplyClock
-from airochat.adapters.server_http import ServerError, client, events, request, stream
+from airochat.adapters.server_http import (
+    ServerError,
+    ServerUnreachable,
+    client,
+    events,
+    request,
+    stream,
+)
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
@@ -222,7 +229,7 @@ class OpenAIEngine:
             with stream(self.http, "/v1/completions", body, "generating on the server") as response:
                 yield from self._read(events(response), stop, len(prompt), start)
         except httpx.TransportError as exc:
-            raise ServerError(f"cannot reach the server at {self.url}: {exc}") from None
+            raise ServerUnreachable(f"cannot reach the server at {self.url}: {exc}") from None
 
     def _read(
         self, stream: Iterator[dict[str, Any]], stop: Sequence[str], n_prompt: int, start: float

@@ -18,6 +18,10 @@ class ServerError(AirochatError):
     """The server cannot be reached, or answered with an error."""
 
 
+class ServerUnreachable(ServerError):
+    """No connection to the server at all (nothing there, refused, timed out connecting)."""
+
+
 class ServerGone(AirochatError):
     """The server went away in the middle of a reply: the turn is dropped, the chat kept."""
 
@@ -71,7 +75,9 @@ def request(http: httpx.Client, method: str, path: str, what: str, **kwargs: Any
                     f"the server at {http.base_url} keeps dropping requests"
                 ) from None
         except httpx.TransportError as exc:
-            raise ServerError(f"cannot reach the server at {http.base_url}: {_why(exc)}") from None
+            raise ServerUnreachable(
+                f"cannot reach the server at {http.base_url}: {_why(exc)}"
+            ) from None
     check(response, what)
     try:
         return response.json()

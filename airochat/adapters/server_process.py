@@ -21,6 +21,7 @@ from pathlib import Path
 
 from airochat.adapters.machine import cpu_has_amx
 from airochat.adapters.process_signals import child_of_airochat
+from airochat.domain.load_options import LoadOptions
 from airochat.errors import AirochatError
 
 HOW_TO_GET = (
@@ -37,32 +38,36 @@ class ServerStartError(AirochatError):
 
 @dataclass(frozen=True)
 class ServerFlags:
-    """What the in-process engine would use, as llama-server flags."""
+    """The in-process engine's `LoadOptions`, as llama-server flags (one translation of the
+    settings for both engines), plus what only a server has: RPC workers and extra flags."""
 
-    model: Path
-    ctx: int
-    threads: int
-    gpu_layers: int = 0
-    rope_freq_scale: float = 0.0
-    rope_freq_base: float = 0.0
-    kv_type: str = "f16"
+    load: LoadOptions
     rpc: tuple[str, ...] = ()
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def argv(self, binary: str, port: int) -> list[str]:
-        args = [binary, "--model", str(self.model), "--host", "127.0.0.1", "--port", str(port)]
-        args += ["--ctx-size", str(self.ctx), "--threads", str(self.threads)]
-        args += ["--n-gpu-layers", str(self.gpu_layers), "--parallel", "1", "--no-webui"]
-        if self.rope_freq_scale:
-            args += ["--rope-freq-scale", repr(self.rope_freq_scale)]
-        if self.rope_freq_base:
-            args += ["--rope-freq-base", repr(self.rope_freq_base)]
-        if self.kv_type != "f16":
-            args += ["-ctk", self.kv_type, "-ctv", self.kv_type, "--flash-attn", "on"]
+        o = self.load
+        args = [binary, "--model", str(o.path), "--host", "127.0.0.1", "--port", str(port)]
+        args += ["--ctx-size", str(o.n_ctx), "--threads", str(o.n_threads)]
+        # Over RPC every layer goes to the workers; llama.cpp spreads them by their memory.
+        layers = 999 if self.rpc else o.n_gpu_layers
+        args += ["--n-gpu-layers", str(layers), "--parallel", "1", "--no-webui"]
+        if o.rope_freq_scale:
+            args += ["--rope-freq-scale", repr(o.rope_freq_scale)]
+        if o.rope_freq_base:
+            args += ["--rope-freq-base", repr(o.rope_freq_base)]
+        if o.kv_type != "f16":
+            args += ["-ctk", o.kv_type, "-ctv", o.kv_type, "--flash-attn", "on"]
+        if not o.use_mmap:
+            args += ["--no-mmap"]
+        if o.use_mlock:
+            args += ["--mlock"]
         if self.rpc:
             args += ["--rpc", ",".join(self.rpc)]
         if cpu_has_amx():  # ggml's AMX matmul crashes llama-server too (llama_engine.py)
             args += ["--no-repack"]
+        if o.verbose:
+            args += ["--verbose"]
         return [*args, *self.extra]
 
 
