@@ -27,6 +27,7 @@ from airochat.adapters.server_http import (
     stream,
 )
 from airochat.domain.config import Sampling
+from airochat.domain.engine import Capabilities, Dropped
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
 from airochat.domain.templates import BOS, EOS, Special
@@ -118,13 +119,24 @@ class LlamaServerEngine:
         return MAX_TOKEN_BYTES
 
     @property
-    def can_shift(self) -> bool:
-        return True  # the server shifts reused chunks itself (n_cache_reuse)
+    def capabilities(self) -> Capabilities:
+        # The server shifts reused chunks itself (n_cache_reuse); its cache stays on it.
+        return Capabilities(can_shift=True, keeps_cache=False, exact_token_ids=True)
 
-    def drop_cached(self, start: int, end: int) -> bool:
+    def drop_cached(self, start: int, end: int) -> Dropped:
         # Nothing to do here: the next request's n_cache_reuse finds the kept chunk and the
         # server shifts it. Its timings (prompt_n) show whether it did.
-        return True
+        return Dropped.ON_NEXT_READ
+
+    # -- bench probes: the server's own completion API --------------------------------------------
+
+    @property
+    def threads(self) -> int:
+        return 0  # the server's business
+
+    @property
+    def load_s(self) -> float:
+        return 0.0
 
     def _tokenize(self, text: str, parse_special: bool, add_special: bool = False) -> list[int]:
         body = {"content": text, "add_special": add_special, "parse_special": parse_special}
@@ -165,8 +177,6 @@ class LlamaServerEngine:
             json={"tokens": list(tokens)},
         )  # fmt: skip
         return str(data.get("content", ""))
-
-    # -- bench -----------------------------------------------------------------------------------
 
     def read_cold(self, tokens: Sequence[int]) -> float:
         """Seconds the server takes to read `tokens` with nothing cached (its own timing)."""

@@ -24,6 +24,7 @@ from airochat.adapters.server_http import (
     stream,
 )
 from airochat.domain.config import Sampling
+from airochat.domain.engine import Capabilities, Dropped
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
 from airochat.domain.templates import BOS, EOS, Special
@@ -31,7 +32,9 @@ from airochat.domain.templates import BOS, EOS, Special
 if TYPE_CHECKING:
     import httpx
 
-OFFSET = 3  # text mode: token = byte + 3; BOS 1, EOS 2 (spelled out in the prompt text)
+# Text mode (no /tokenize): stand-in ids that size the context, token = byte + 3, BOS 1, EOS 2
+# (spelled out in the prompt text); never saved (Capabilities.exact_token_ids is False).
+OFFSET = 3
 BYTES_PER_TOKEN = 3  # text mode: a conservative guess to size the context in bytes
 
 
@@ -175,18 +178,20 @@ class OpenAIEngine:
 
     @property
     def n_vocab(self) -> int:
-        return 1 << 31
+        return 1 << 31 if self.token_mode else 256 + OFFSET  # the server's ids, else bytes
 
     @property
     def max_token_bytes(self) -> int:
         return 1 if not self.token_mode else 128
 
     @property
-    def can_shift(self) -> bool:
-        return False  # prefix caching only: what stays after a drop is read again
+    def capabilities(self) -> Capabilities:
+        # Prefix caching only: what stays after a drop is read again. Without /tokenize the
+        # ids are bytes, stand-ins that size the context: the chat keeps the text instead.
+        return Capabilities(can_shift=False, keeps_cache=False, exact_token_ids=self.token_mode)
 
-    def drop_cached(self, start: int, end: int) -> bool:
-        return False
+    def drop_cached(self, start: int, end: int) -> Dropped:
+        return Dropped.NOT_HELD
 
     # -- generation ------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from airochat.adapters.openai_server import OpenAIEngine
 from airochat.adapters.server_http import ServerError, ServerUnreachable, client, request
 from airochat.adapters.server_process import ServerFlags, ServerProcess, find_binary
 from airochat.domain.config import Settings
-from airochat.domain.engine import Engine
+from airochat.domain.engine import BenchProbes, Engine
 from airochat.domain.engine_spec import EngineSpec, LocalEngine, RunningServer, StartedServer
 from airochat.domain.templates import DEFAULT_TEMPLATE, template_for_model_name
 from airochat.errors import UsageError
@@ -37,6 +37,7 @@ class Connected:
     notes: list[str] = field(default_factory=list)
     kv_type: str = "f16"
     closers: list[Callable[[], None]] = field(default_factory=list)
+    probes: BenchProbes | None = None  # what bench compares with; None: nothing to compare
 
     def close(self) -> None:
         self.engine.close()
@@ -90,6 +91,7 @@ def _local(spec: LocalEngine, how: Opening) -> Connected:
         where=f"{where}, {plan.threads} threads",
         notes=list(plan.notes),
         kv_type=plan.kv_type,
+        probes=engine,
     )
 
 
@@ -121,6 +123,7 @@ class _AtUrl:
     texts: loader.ModelTexts
     where: str
     notes: list[str] = field(default_factory=list)
+    probes: BenchProbes | None = None
 
 
 def _llama_at(spec: RunningServer) -> _AtUrl:
@@ -129,7 +132,8 @@ def _llama_at(spec: RunningServer) -> _AtUrl:
     texts = loader.ModelTexts(
         facts.model, facts.chat_template or None, facts.bos_text, (facts.eos_text,)
     )
-    return _AtUrl(llama, facts.model, facts.chat_template, texts, f"llama-server at {spec.url}")
+    where = f"llama-server at {spec.url}"
+    return _AtUrl(llama, facts.model, facts.chat_template, texts, where, probes=llama)
 
 
 def _openai_at(spec: RunningServer) -> _AtUrl:
@@ -155,7 +159,9 @@ def _running(spec: RunningServer, how: Opening) -> Connected:
     elif template == DEFAULT_TEMPLATE:
         own_too = "; --template gguf uses the server's chat template" if at.own_template else ""
         notes.append(f"template {template}: {why}{own_too}")
-    return Connected(at.engine, Path(at.served).name, template, at.texts, at.where, notes)
+    return Connected(
+        at.engine, Path(at.served).name, template, at.texts, at.where, notes, probes=at.probes
+    )
 
 
 def _model_id(model: str | None) -> str | None:
@@ -211,4 +217,5 @@ def _started(spec: StartedServer, how: Opening) -> Connected:
         notes=list(plan.notes),
         kv_type=plan.kv_type,
         closers=[process.stop],
+        probes=engine,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from airochat.domain.cancel import CancelToken
 from airochat.domain.config import Settings
-from airochat.domain.engine import Engine
+from airochat.domain.engine import BenchProbes, Engine
 from airochat.domain.engine_spec import EngineSpec
 from airochat.domain.scene import Scene
 from airochat.domain.templates import Template
@@ -53,6 +53,7 @@ class ReadyChat:
     kv_type: str = "f16"
     notes: list[str] = field(default_factory=list)  # said once at start (context capped, ...)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    probes: BenchProbes | None = None  # for bench: the engine's raw API, where it has one
 
     def header(self) -> str:
         """One line about what is running, for the REPL's start."""
@@ -124,6 +125,7 @@ def _ready(request: ChatRequest, connected: Connected, held: list[str]) -> Ready
         chat, connected.engine, connected.where, kept, connected.kv_type, list(connected.notes)
     )
     ready.closers = list(connected.closers)
+    ready.probes = connected.probes
     ready.notes += held
     ready.notes += kept.resume(request.given)
     return ready
