@@ -1,8 +1,8 @@
 """The contract between the chat and whatever runs the model (llama-cpp-python in this process,
 a llama-server, an OpenAI-compatible server), split by what its callers need:
 
-- `Tokenizer`: what the conversation needs to keep its history as token ids (tokenize, the
-  special tokens, ids back to bytes).
+- `Tokenizer`: what the conversation needs to keep its history as token ids (a template's
+  `Tokenizer` from domain/templates.py, plus the bytes of a token and the vocabulary's bounds).
 - `Generator`: what the chat needs to get a reply (the context size, `generate`, stop, close,
   dropping cached positions) and what the engine can do, as data (`Capabilities`).
 - `Engine`: both, which is what a `Chat` is given.
@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from airochat.domain.config import Sampling
 from airochat.domain.events import EngineEvent
 from airochat.domain.templates import Special
+from airochat.domain.templates import Tokenizer as TemplateTokenizer
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,10 @@ class Dropped(Enum):
         return self is not Dropped.NOT_HELD
 
 
-class Tokenizer(Protocol):
+class Tokenizer(TemplateTokenizer, Protocol):
+    """What the conversation needs: a template's tokenizer (domain/templates.py), the bytes of
+    each token, and the bounds of the vocabulary."""
+
     @property
     def eos_id(self) -> int: ...
 

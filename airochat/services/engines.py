@@ -12,7 +12,13 @@ from pathlib import Path
 
 from airochat.adapters.llama_server import LlamaServerEngine
 from airochat.adapters.openai_server import OpenAIEngine
-from airochat.adapters.server_http import ServerError, ServerUnreachable, client, request
+from airochat.adapters.server_http import (
+    ServerError,
+    ServerUnreachable,
+    client,
+    request,
+    sniff,
+)
 from airochat.adapters.server_process import ServerFlags, ServerProcess, find_binary
 from airochat.domain.config import Settings
 from airochat.domain.engine import BenchProbes, Engine
@@ -97,6 +103,7 @@ def _local(spec: LocalEngine, how: Opening) -> Connected:
 
 def detect_kind(url: str, api_key: str | None) -> str:
     """llama.cpp's llama-server answers GET /props; an OpenAI-compatible server /v1/models."""
+    sniff(url)
     http = client(url, api_key)
     try:
         try:
