@@ -235,3 +235,18 @@ def flood(tokens_key: str) -> Answer:
 
 def redirect(h: Handler) -> None:
     h.raw(b"", 302, {"Location": "http://127.0.0.1:1/elsewhere"})
+
+
+def main(argv: list[str]) -> None:
+    """Stand in for llama-server (`--port N` among its flags): serve until killed."""
+    port = int(argv[argv.index("--port") + 1])
+    server = LyingServer()
+    server.server_close()
+    ThreadingHTTPServer.__init__(server, ("127.0.0.1", port), Handler)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])

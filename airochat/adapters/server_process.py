@@ -3,7 +3,9 @@ port, with the flags airochat would use in-process, stopped on every exit path.
 
 No orphans: the child is stopped by `stop()` (called from `finally` blocks on Ctrl-D, errors,
 SIGTERM and SIGHUP), by an atexit hook, and -- should airochat itself be killed outright -- by
-the kernel, which sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG).
+the kernel, which sends it SIGKILL when its parent dies (PR_SET_PDEATHSIG; SIGKILL because a
+server that ignores SIGTERM would otherwise outlive us). Its log lives in airochat's cache
+directory, removed when the server ends well, kept and named when it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airochat.adapters.locations import cache_dir
 from airochat.adapters.machine import cpu_has_amx
 from airochat.adapters.process_signals import child_of_airochat
 from airochat.domain.load_options import LoadOptions
@@ -96,8 +99,10 @@ class ServerProcess:
         self._shown = 0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="airochat-llama-server-", suffix=".log")[1])
+        self.log = _log_file()
         self.argv = flags.argv(binary, self.port)
+        self.failed = False  # did not start: its log is kept
+        self._told = False
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -116,7 +121,10 @@ class ServerProcess:
         said = 0.0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerStartError(f"llama-server did not start: {self.last_log_line()}")
+                self.failed = True
+                raise ServerStartError(
+                    f"llama-server did not start: {self.last_log_line()} (its log: {self.log})"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
                     self.show_log()
@@ -127,8 +135,11 @@ class ServerProcess:
                 progress(f"llama-server is loading the model ... ({self.last_log_line()[:60]})")
                 said = time.monotonic()
             time.sleep(0.1)
+        self.failed = True
         self.stop()
-        raise ServerStartError(f"llama-server was not ready in {timeout_s:.0f} s")
+        raise ServerStartError(
+            f"llama-server was not ready in {timeout_s:.0f} s (its log: {self.log})"
+        )
 
     def show_log(self) -> None:
         """With --verbose: what llama-server wrote since last shown, on stderr."""
@@ -150,8 +161,10 @@ class ServerProcess:
         return (useful or [ln for ln in lines if ln] or ["(no output)"])[-1][:300]
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 5 s); safe to call more than once."""
-        if self.proc.poll() is None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s); safe to call more than once. Its
+        log is removed when it ended well, kept (and named on stderr) when it failed."""
+        ended_itself = self.proc.poll() is not None
+        if not ended_itself:
             self.proc.terminate()
             try:
                 self.proc.wait(5)
@@ -159,4 +172,25 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.show_log()
+        crashed = ended_itself and self.proc.returncode != 0
+        if self.failed or crashed:
+            if crashed and not self.failed and self.log.exists() and not self._told:
+                os.write(
+                    2, f"airochat: llama-server ended by itself; its log: {self.log}\n".encode()
+                )
+            self._told = True
+            return
         self.log.unlink(missing_ok=True)
+
+
+def _log_file() -> Path:
+    """A new log file in airochat's cache directory (the temp directory if that is not
+    writable)."""
+    try:
+        folder = cache_dir() / "llama-server"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log", dir=folder)
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix="airochat-llama-server-", suffix=".log")
+    os.close(fd)
+    return Path(name)
