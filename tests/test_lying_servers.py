@@ -123,3 +123,38 @@ def test_a_stalled_server_yields_to_signals_within_a_second(
     assert rc == code, err
     assert took < 1.0, took
     assert b"Traceback" not in err, err
+
+
+def _config(tmp_path: Path, text: str) -> dict[str, str]:
+    folder = tmp_path / "config" / "airochat"
+    folder.mkdir(parents=True)
+    (folder / "config.toml").write_text(text)
+    return {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+
+def slow_answer(h: lies.Handler) -> None:
+    time.sleep(30)
+    h.json(lies.props())
+
+
+@pytest.mark.parametrize(
+    ("path", "lie", "says", "within"),
+    [
+        ("/props", slow_answer, "did not answer", 5.0),
+        ("/completion", lies.stall_after_headers, "sent nothing for 5 s", 10.0),
+        ("/completion", lies.drip, "sent nothing for 5 s", 10.0),
+    ],
+    ids=["silent-answer", "silence-after-headers", "a-byte-every-5s"],
+)
+def test_a_silent_server_times_out_in_one_line(
+    tmp_path: Path, path: str, lie: lies.Answer, says: str, within: float
+) -> None:
+    env = _config(tmp_path, "server_timeout = 0.5\n")
+    with LyingServer({path: lie}) as server:
+        start = time.monotonic()
+        proc = run_cli("ask", "m", "Hello?", "--server", server.url, "--server-kind", "llama",
+                       env=env, timeout=60)  # fmt: skip
+        took = time.monotonic() - start
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert says in proc.stderr.strip().splitlines()[-1], proc.stderr
+    assert took < within, took

@@ -2,7 +2,7 @@
 read with a size cap, and a streamed reply read in a worker thread.
 
 No wait on a server is unbounded: a JSON answer has `timeout_s`; a streamed reply has
-`FIRST_BYTES_S` for the prompt read and `timeout_s` between its lines; and the caller waits
+`FIRST_BYTES` times that for the prompt read and `timeout_s` between its lines; and the caller waits
 for each line in steps of `STEP_S`, so a stop request (Ctrl-C, SIGTERM: the CancelToken arms
 the engine's `request_stop`) ends the wait within a second even when the server is silent.
 """
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import httpx
 
 DEFAULT_TIMEOUT_S = 60.0  # one answer, or the next line of a streamed reply
-FIRST_BYTES_S = 600.0  # a streamed reply's first bytes: the prompt read (a 70B model over RPC)
+FIRST_BYTES = 10  # times that for a reply's first bytes: the prompt read (a 70B model over RPC)
 CONNECT_S = 15.0
 MAX_ANSWER = 32 << 20  # bytes of one JSON answer
 MAX_LINE = 4 << 20  # bytes of one line (one event) of a streamed reply
@@ -164,8 +164,11 @@ _END = object()
 class _Feed:
     """A streamed POST in a worker thread, its lines handed over through a bounded queue."""
 
-    def __init__(self, http: httpx.Client, path: str, body: dict[str, Any], what: str) -> None:
+    def __init__(
+        self, http: httpx.Client, path: str, body: dict[str, Any], what: str, first_s: float
+    ) -> None:
         self.http, self.path, self.body, self.what = http, path, body, what
+        self.first_s = first_s
         self.lines: queue.Queue[object] = queue.Queue(maxsize=256)
         self.stopping = threading.Event()
         self.sock: socket.socket | None = None
@@ -182,7 +185,8 @@ class _Feed:
     def _post(self) -> None:
         import httpx
 
-        timeout = httpx.Timeout(FIRST_BYTES_S, connect=CONNECT_S)
+        # The reader below says a silence first; the socket's own timeout is the backstop.
+        timeout = httpx.Timeout(self.first_s + 5, connect=min(CONNECT_S, self.first_s))
         for attempt in (1, 2):
             try:
                 with self.http.stream("POST", self.path, json=self.body, timeout=timeout) as resp:
@@ -241,9 +245,10 @@ def stream_lines(
 ) -> Generator[str, None, None]:
     """The lines of a streamed POST's answer. Ends early, closing the stream, when `stopped()`
     turns true (checked every STEP_S); a server silent for too long is ServerGone."""
-    feed = _Feed(http, path, body, what)
+    first_s = FIRST_BYTES * timeout_s
+    feed = _Feed(http, path, body, what, first_s)
     try:
-        wait, got = FIRST_BYTES_S, False
+        wait, got = first_s, False
         deadline = time.monotonic() + wait
         while not stopped():
             try:

@@ -62,6 +62,7 @@ class Settings:
     engine: str = "local"  # local, or llama-server (started by airochat)
     server: str = ""  # a running server's URL (llama-server or OpenAI-compatible)
     llama_server: str = ""  # the llama-server binary for engine = llama-server
+    server_timeout: float = 60.0  # seconds a server may stay silent (x10 for a reply's start)
     input_history: bool = True
     markdown: bool = True
     show_stats: bool = True
@@ -81,6 +82,8 @@ class Settings:
             raise ConfigError(f"kv_type is one of {', '.join(KV_TYPES)}, not {self.kv_type!r}")
         if self.engine not in ("local", "llama-server"):
             raise ConfigError(f"engine is local or llama-server, not {self.engine!r}")
+        if not 0 < self.server_timeout <= 86400:
+            raise ConfigError("server_timeout is seconds, more than 0 and at most 86400")
         if self.session_cache_max_mb < 0:
             raise ConfigError("session_cache_max_mb must be >= 0")
         g = self.gpu_layers.strip().lower()

@@ -13,6 +13,7 @@ from pathlib import Path
 from airochat.adapters.llama_server import LlamaServerEngine
 from airochat.adapters.openai_server import OpenAIEngine
 from airochat.adapters.server_http import (
+    DEFAULT_TIMEOUT_S,
     ServerError,
     ServerUnreachable,
     client,
@@ -101,10 +102,10 @@ def _local(spec: LocalEngine, how: Opening) -> Connected:
     )
 
 
-def detect_kind(url: str, api_key: str | None) -> str:
+def detect_kind(url: str, api_key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
     """llama.cpp's llama-server answers GET /props; an OpenAI-compatible server /v1/models."""
     sniff(url)
-    http = client(url, api_key)
+    http = client(url, api_key, timeout_s)
     try:
         try:
             props = request(http, "GET", "/props", "asking the server what it is")
@@ -133,8 +134,8 @@ class _AtUrl:
     probes: BenchProbes | None = None
 
 
-def _llama_at(spec: RunningServer) -> _AtUrl:
-    llama = LlamaServerEngine(spec.url, spec.api_key)
+def _llama_at(spec: RunningServer, how: Opening) -> _AtUrl:
+    llama = LlamaServerEngine(spec.url, spec.api_key, how.settings.server_timeout)
     facts = llama.facts
     texts = loader.ModelTexts(
         facts.model, facts.chat_template or None, facts.bos_text, (facts.eos_text,)
@@ -143,18 +144,24 @@ def _llama_at(spec: RunningServer) -> _AtUrl:
     return _AtUrl(llama, facts.model, facts.chat_template, texts, where, probes=llama)
 
 
-def _openai_at(spec: RunningServer) -> _AtUrl:
-    openai = OpenAIEngine(spec.url, _model_id(spec.model), spec.api_key)
+def _openai_at(spec: RunningServer, how: Opening) -> _AtUrl:
+    openai = OpenAIEngine(
+        spec.url, _model_id(spec.model), spec.api_key, how.settings.server_timeout
+    )
     texts = loader.ModelTexts(openai.model, None, "", ("</s>",))
     where = f"OpenAI-compatible server at {spec.url}"
     return _AtUrl(openai, openai.model, "", texts, where, list(openai.notes))
 
 
-_AT_URL: dict[str, Callable[[RunningServer], _AtUrl]] = {"llama": _llama_at, "openai": _openai_at}
+_AT_URL: dict[str, Callable[[RunningServer, Opening], _AtUrl]] = {
+    "llama": _llama_at,
+    "openai": _openai_at,
+}
 
 
 def _running(spec: RunningServer, how: Opening) -> Connected:
-    at = _AT_URL[spec.kind or detect_kind(spec.url, spec.api_key)](spec)
+    kind = spec.kind or detect_kind(spec.url, spec.api_key, how.settings.server_timeout)
+    at = _AT_URL[kind](spec, how)
     notes = [
         f"{flag} belongs to the server: ignored here (start the server with it)"
         for flag in spec.server_owned
@@ -206,7 +213,7 @@ def _started(spec: StartedServer, how: Opening) -> Connected:
     process = ServerProcess(binary, flags, how.verbose)
     try:
         process.wait_ready(START_TIMEOUT_S, how.progress)
-        engine = LlamaServerEngine(process.url)
+        engine = LlamaServerEngine(process.url, timeout_s=settings.server_timeout)
     except BaseException:
         process.stop()
         raise
