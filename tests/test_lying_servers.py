@@ -158,3 +158,20 @@ def test_a_silent_server_times_out_in_one_line(
     assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
     assert says in proc.stderr.strip().splitlines()[-1], proc.stderr
     assert took < within, took
+
+
+def test_a_server_without_tokenize_keeps_text_not_made_up_ids(tmp_path: Path) -> None:
+    """No /tokenize: bytes stand in for tokens to size the context (exact_token_ids=False);
+    the session keeps the replies' text, never those ids, and resumes from it."""
+    session = tmp_path / "chat.json"
+    untokenized = {p: lies.answer({"error": "no"}, 404) for p in ("/tokenize", "/props")}
+    with LyingServer(untokenized, reply="Fine, thanks.") as server:
+        for _ in range(2):
+            proc = run_cli("ask", "m", "How are you?", "--server", server.url,
+                           "--server-kind", "openai", "--session", str(session))  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            assert proc.stdout.strip() == "Fine, thanks."
+    saved = json.loads(session.read_text())
+    turns = saved["turns"]
+    assert [t["reply"] for t in turns] == ["Fine, thanks."] * 2
+    assert all(not t.get("reply_tokens") for t in turns), turns
