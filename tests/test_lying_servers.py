@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from tests import lying_server as lies
@@ -175,3 +176,47 @@ def test_a_server_without_tokenize_keeps_text_not_made_up_ids(tmp_path: Path) ->
     turns = saved["turns"]
     assert [t["reply"] for t in turns] == ["Fine, thanks."] * 2
     assert all(not t.get("reply_tokens") for t in turns), turns
+
+
+def test_ctrl_c_in_the_repl_during_a_stall_returns_to_the_prompt(tmp_path: Path) -> None:
+    """The REPL over a server that sends headers then nothing: Ctrl-C returns to the prompt
+    within a second, the chat goes on, Ctrl-D ends it."""
+    from tests.screen import Screen
+
+    session = tmp_path / "chat.json"
+    calls = {"n": 0}
+
+    def first_stalls(h: lies.Handler) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            lies.stall_after_headers(h)
+        else:
+            h.sse(lies.llama_events("Back again."))
+
+    with LyingServer({"/completion": first_stalls}) as server:
+        s = Screen("m", "--server", server.url, "--server-kind", "llama", "--session",
+                   str(session), "--no-input-history")  # fmt: skip
+        try:
+            s.child.expect_exact(">>>", timeout=60)
+            s.child.send("Hello?\r")
+            deadline = time.monotonic() + 30
+            while calls["n"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)
+            s.child.sendintr()
+            start = time.monotonic()
+            s.child.expect_exact(">>>", timeout=5)
+            assert time.monotonic() - start < 1.0
+            time.sleep(0.3)
+            s.child.send("Again?\r")
+            try:
+                s.child.expect_exact("Back again.", timeout=30)
+            except pexpect.TIMEOUT:
+                raise AssertionError(s.text()) from None
+            s.child.expect_exact(">>>", timeout=30)
+            s.child.sendeof()
+            s.child.expect(pexpect.EOF, timeout=30)
+        finally:
+            s.close()
+    saved = json.loads(session.read_text())
+    assert saved["turns"][-1]["reply"] == "Back again."
