@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from airochat.adapters import locations
@@ -28,11 +28,14 @@ from airochat.domain.chat_library import (
     fts_query,
     matching_lines,
     parse_age,
+    title_of,
     to_markdown,
 )
 from airochat.domain.transcript import SavedChat
 from airochat.errors import InputFileError, UsageError
 from airochat.services import session_file
+from airochat.services.chat import Chat
+from airochat.services.chat_store import ChatStore
 
 DB_NAME = "chats.db"
 
@@ -159,19 +162,60 @@ class LibraryStore:
             raise StorageError(str(exc)) from None
 
     def alternatives(self, turn: int) -> list[SavedChat]:
-        """The chat with each alternative of exchange `turn` (0-based) of the branch kept,
-        each continued as far as its own branch was last taken; the one in force among them."""
+        """The chat as it was with each alternative of exchange `turn` (0-based) of the
+        branch kept (each /regen adds one), oldest first."""
         if self.db is None or self.chat_id is None or self._kept is None:
             return []
         parent = self._path[turn - 1] if turn > 0 else None
-        out = []
-        for child in self.db.children(self.chat_id, parent):
-            tip = child
-            while kids := self.db.children(self.chat_id, tip):
-                tip = kids[-1]
-            turns = [t for _, t in self.db.path_of(tip)]
-            out.append(replace(self._kept, turns=turns))
-        return out
+        kept = self._kept
+        return [
+            replace(kept, turns=[t for _, t in self.db.path_of(child)])
+            for child in self.db.children(self.chat_id, parent)
+        ]
+
+
+def flip(chat: Chat, store: ChatStore | None, step: int = 1) -> list[str]:
+    """`/alt`: the last exchange becomes its next alternative (the chat goes on from it)."""
+    if not isinstance(store, LibraryStore):
+        raise UsageError("alternatives are kept in the chat library only (not with --session)")
+    turns = chat.conversation.turns
+    if not turns:
+        raise UsageError("nothing to flip yet")
+    alts = store.alternatives(len(turns) - 1)
+    last = chat.saved().turns[-1]
+    now = next((i for i, a in enumerate(alts) if a.turns[-1] == last), -1)
+    if len(alts) < 2:
+        return ["no alternative yet (/regen answers again and keeps this reply too)"]
+    pick = (now + step) % len(alts)
+    notes = chat.restore(replace(alts[pick], sampling=asdict(chat.sampling)), store.name)
+    return [f"alternative {pick + 1} of {len(alts)} of exchange {len(turns)}", *notes]
+
+
+def set_title(store: ChatStore | None, title: str) -> str:
+    """`/title TEXT`: the chat's name in the library."""
+    if not isinstance(store, LibraryStore):
+        raise UsageError("titles are kept in the chat library only (not with --session)")
+    text = title_of(title)
+    if not text:
+        raise UsageError("usage: /title TEXT")
+    store.set_title(text)
+    return f"titled: {text}"
+
+
+def rewind(chat: Chat, count: int) -> str:
+    """`/rewind N`: back N exchanges; what is sent next starts a new branch (the old one is
+    kept in the library)."""
+    turns = len(chat.conversation.turns)
+    if not 1 <= count <= turns:
+        raise UsageError(
+            f"/rewind N goes back 1 to {turns} exchange(s)" if turns else "nothing to rewind"
+        )
+    for _ in range(count):
+        chat.undo()
+    return (
+        f"back to exchange {turns - count}; what you send next starts a new branch (the old "
+        "one stays: airochat chats show ID --branches)"
+    )
 
 
 def prune_caches(db: Path, max_bytes: int) -> list[Path]:
