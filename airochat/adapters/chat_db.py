@@ -286,14 +286,15 @@ class ChatDb:
         return [r[0] for r in rows]
 
     def search(self, query: str, limit: int) -> list[tuple[int, str, int, str, str]]:
-        """Turns that match an FTS5 query: (chat id, title, pos, message, reply), the chats
-        used last first."""
+        """Turns that match an FTS5 query: (chat id, title, pos, message, reply), the turns
+        said last first (FTS5 walks its index by rowid, newest first, and stops at `limit`)."""
         with self._guard("search"):
             rows = self.conn.execute(
                 """SELECT t.chat_id, c.title, t.pos, t.message, t.reply
-                   FROM turns_fts f JOIN turns t ON t.id = f.rowid
-                   JOIN chats c ON c.id = t.chat_id
-                   WHERE turns_fts MATCH ? ORDER BY c.updated DESC, t.pos LIMIT ?""",
+                   FROM (SELECT rowid AS id FROM turns_fts WHERE turns_fts MATCH ?
+                         ORDER BY rowid DESC LIMIT ?) f
+                   JOIN turns t ON t.id = f.id JOIN chats c ON c.id = t.chat_id
+                   ORDER BY t.id DESC""",
                 (query, limit),
             ).fetchall()
         return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
