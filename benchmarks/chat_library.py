@@ -27,10 +27,32 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-WORDS = (
-    "apple river stone cloud garden engine window forest silver coffee planet mirror lantern "
-    "harbor violet thunder marble pepper canyon meadow rocket saddle tunnel walnut"
-).split()
+WORDS = [
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "garden",
+    "engine",
+    "window",
+    "forest",
+    "silver",
+    "coffee",
+    "planet",
+    "mirror",
+    "lantern",
+    "harbor",
+    "violet",
+    "thunder",
+    "marble",
+    "pepper",
+    "canyon",
+    "meadow",
+    "rocket",
+    "saddle",
+    "tunnel",
+    "walnut",
+]
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -124,7 +146,7 @@ def main() -> None:
                 "chatml",
                 "--threads",
                 "1",
-            ),  # fmt: skip
+            ),
             "cli_version_s": cli("--version"),  # the start-up every command pays
         }
         del model
