@@ -116,6 +116,9 @@ class LibraryStore:
     def save(self, saved: SavedChat) -> None:
         if self.db is None:
             return
+        if not saved.turns and self.chat_id is not None:
+            self._detach()  # /reset: the next message starts a new chat; this one stays
+            return
         kept = self._kept.turns if self._kept is not None else []
         common = 0
         for a, b in zip(kept, saved.turns, strict=False):
@@ -133,6 +136,13 @@ class LibraryStore:
         if new:
             self.name = f"chat {self.chat_id}"
             self._hold(self.chat_id, 0.0)
+
+    def _detach(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self.chat_id, self._path, self._kept = None, [], None
+        self.name = "the chat library"
 
     def cache_file(self) -> Path | None:
         if self.db is None or self.chat_id is None or self._kept is None:
