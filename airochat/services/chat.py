@@ -18,7 +18,7 @@ from typing import Any
 from airochat.domain.cancel import CancelToken
 from airochat.domain.config import Sampling, sampling_from
 from airochat.domain.conversation import Conversation, Turn, tidy_message
-from airochat.domain.engine import Engine
+from airochat.domain.engine import Dropped, Engine
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.domain.scene import Scene, parse_scene
 from airochat.domain.templates import Template, encode, get_template, render
@@ -174,7 +174,7 @@ class Chat:
         self._check_alone(len(opener.prompt_tokens))
         # Shifting the cache makes a drop cheap: drop as little as needed. Without it, what
         # stays is read again, so free a quarter of the context at once to do that rarely.
-        shifts = conv.turns[0].head is not None and self.engine.can_shift
+        shifts = conv.turns[0].head is not None and self.engine.capabilities.can_shift
         count = self._how_many_to_drop(sizes, own, 0 if shifts else n_ctx // 4)
         notice = self._drop(count, quarter=not shifts)
         return conv.begin_turn(plan.message, self.engine, plan.reply_prefix), notice
@@ -204,10 +204,12 @@ class Chat:
         kept = sum(len(t.tokens()) for t in conv.turns) - len(conv.turns[0].head or [])
         if old_head is None or conv.turns[0].head != old_head:
             why = "this template's first turn is not the later turns' shape"
-        elif not self.engine.can_shift:
+        elif not self.engine.capabilities.can_shift:
             why = "this model cannot shift its cache"
-        elif self.engine.drop_cached(len(old_head), cut):
+        elif (dropped := self.engine.drop_cached(len(old_head), cut)) is Dropped.SHIFTED:
             return Notice(f"{said}; the cache of the {kept} tokens that stay was kept")
+        elif dropped is Dropped.ON_NEXT_READ:
+            return Notice(f"{said}; the server is asked to keep the cache of the {kept} that stay")
         else:
             why = "the cache did not hold them"
         return Notice(
@@ -298,6 +300,11 @@ class Chat:
     def saved(self) -> SavedChat:
         """The chat and its settings as kept between processes."""
         conv = self.conversation
+        exact = self.engine.capabilities.exact_token_ids
+
+        def ids(tokens: list[int]) -> list[int]:  # stand-in ids are not kept: the text is
+            return list(tokens) if exact else []
+
         return SavedChat(
             model=self.model_name,
             template=self.template.name,
@@ -305,7 +312,7 @@ class Chat:
             history=conv.history,
             sampling=asdict(self.sampling),
             turns=[
-                SavedTurn(t.message, t.reply, list(t.reply_tokens), t.finish_reason, t.reply_prefix)
+                SavedTurn(t.message, t.reply, ids(t.reply_tokens), t.finish_reason, t.reply_prefix)
                 for t in conv.turns
             ],
             scene=self.scene.to_dict() if self.scene else None,
@@ -328,7 +335,8 @@ class Chat:
             usable = saved.model == self.model_name and all(
                 i < self.engine.n_vocab for i in t.reply_tokens
             )
-            redone += not usable
+            usable = usable and self.engine.capabilities.exact_token_ids
+            redone += not usable and self.engine.capabilities.exact_token_ids
             tokens = t.reply_tokens if usable else self.engine.tokenize_text(t.reply)
             conv.finish_turn(turn, t.reply, tokens, t.finish_reason, self.engine)
         changed = (scene.to_dict() if scene else None) != (
