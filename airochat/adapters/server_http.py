@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from airochat.domain.unicode_text import valid_json
 from airochat.errors import AirochatError
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ def events(response: httpx.Response) -> Iterator[dict[str, Any]]:
                 event = json.loads(data)
             except ValueError:
                 continue
+            if "\\ud" in data.lower():  # lone surrogates (valid JSON) would fail any write
+                event = valid_json(event)
             if isinstance(event, dict) and "error" in event:
                 raise ServerError(f"the server failed mid-reply: {_body_of(event)}")
             if isinstance(event, dict):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airochat.adapters import hub, joiner, locations
+from airochat.adapters.gguf_file import whole_file_problem
 from airochat.adapters.gpu import free_vram
 from airochat.adapters.machine import available_memory
 from airochat.domain.catalog import Catalog, CatalogEntry
@@ -25,6 +26,7 @@ from airochat.domain.quants import (
 )
 from airochat.domain.quants import pick as pick_quant
 from airochat.domain.splits import model_name
+from airochat.domain.splits import problem as split_problem
 from airochat.errors import ModelNotFoundError, UsageError
 from airochat.services.convert import converted_path
 
@@ -87,6 +89,10 @@ def choose(ref: HubRef, files: list[hub.RemoteFile], gpu: bool) -> tuple[QuantOp
     if ref.quant:
         if ref.quant in options:
             return options[ref.quant], f"{ref.quant} as asked"
+        parts = [f.path for f in files if quant_of(model_name(f.path)) == ref.quant]
+        why = split_problem(parts) if parts else None
+        if why:
+            raise UsageError(f"{ref.repo}: the parts of {ref.quant} do not make one file: {why}")
         have = ", ".join(options[q].label() for q in sorted(options))
         raise UsageError(f"{ref.repo} has no {ref.quant} quant; it has: {have}")
     ctx = ref.entry.ctx if ref.entry and ref.entry.ctx else 4096
@@ -192,10 +198,16 @@ def _cached_joined(repo: str, option: QuantOption) -> Path | None:
     for path in hub.cached_repo_files(repo):
         if path.name == name:
             try:
-                return hub.ensure_verified(path, _verified_dir())
+                hub.ensure_verified(path, _verified_dir())
             except hub.VerificationError as exc:
                 hub.NOTE(f"{exc}; joining it again")
                 path.unlink(missing_ok=True)
+                continue
+            why = whole_file_problem(path) if path.suffix == ".gguf" else None
+            if why is None:
+                return path
+            hub.NOTE(f"{path.name} was joined from parts that do not make it whole ({why})")
+            hub.remove([path])
     return None
 
 
@@ -209,6 +221,13 @@ def _join(parts: list[Path], option: QuantOption, keep_parts: bool) -> Path:
         digest = joiner.extract_volumes(parts, target)
     else:
         digest = joiner.join_bytes(parts, target)
+    why = whole_file_problem(target) if target.suffix == ".gguf" else None
+    if why is not None:  # each part was verified, but they do not make one whole model
+        target.unlink(missing_ok=True)
+        raise hub.HubError(
+            f"the {len(parts)} parts of {option.quant} do not make a whole model ({why}); "
+            "the repo's listing is incomplete or mixes files -- the parts are kept"
+        )
     hub.record_joined(target, digest, _verified_dir())
     if not keep_parts:
         hub.remove(parts)
