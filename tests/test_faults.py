@@ -517,3 +517,110 @@ def test_r2_4_ctrl_c_during_a_load_returns_to_the_prompt(
         s.close()
     messages = _messages(session)
     assert messages[-1] == "after" and (messages[0] == "mine" or len(messages) == 3001)
+
+
+# -- round two: split quants (items 5 and 9) ------------------------------------------------------
+
+
+def _thirds(data: bytes) -> list[bytes]:
+    cut = len(data) // 3 + 5
+    return [data[:cut], data[cut : 2 * cut], data[2 * cut :]]
+
+
+SPLIT = "airo/split-GGUF"
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        ({"m.Q6_K.gguf-split-a": 0}, "only one part is listed"),
+        ({"a/m.Q6_K.gguf-split-a": 0, "b/m.Q6_K.gguf-split-b": 1}, "different files"),
+        ({"m.Q6_K.gguf.part1of3": 0, "m.Q6_K.gguf.part3of3": 2}, "part 2 is missing"),
+        ({"m.Q6_K.gguf.part1of3": 0, "m.Q6_K.gguf.part2of3": 1}, "the names say 3 parts"),
+    ],
+    ids=["only-split-a", "two-folders", "a-gap", "two-of-three"],
+)
+def test_r2_5_an_incomplete_split_is_refused_before_any_download(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path, files: dict[str, int], says: str
+) -> None:
+    server, env = hub
+    parts = _thirds(tiny_gguf.read_bytes())
+    server.state.repos[SPLIT] = Repo(files={name: parts[i] for name, i in files.items()})
+    proc = run_cli("pull", f"{SPLIT}:Q6_K", env=env)
+    assert proc.returncode == 1 and says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not [r for r in server.state.requests if r[0] == "GET" and "/resolve/" in r[1]]
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["a-b-of-a-b-c", "two-quants-mixed"])
+def test_r2_5_parts_that_do_not_make_the_model_are_never_called_verified(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path, mixed: bool
+) -> None:
+    server, env = hub
+    model = tiny_gguf.read_bytes()
+    if mixed:  # the second half of another quant, 64 bytes longer
+        other = model + b"\0" * 64
+        files = {"m.Q6_K.gguf-split-a": model[:1000], "m.Q6_K.gguf-split-b": other[1000:]}
+    else:  # a three-part file listed as two
+        a, b, _ = _thirds(model)
+        files = {"m.Q6_K.gguf-split-a": a, "m.Q6_K.gguf-split-b": b}
+    server.state.repos[SPLIT] = Repo(files=files)
+    for _ in range(2):  # and again: no "already here, verified"
+        proc = run_cli("pull", f"{SPLIT}:Q6_K", env=env)
+        assert proc.returncode == 1 and "do not make a whole model" in proc.stderr, proc.stderr
+        assert "already here" not in proc.stderr
+    snaps = Path(env["HF_HOME"]) / "hub" / "models--airo--split-GGUF" / "snapshots"
+    names = sorted(p.name for p in snaps.rglob("*") if p.is_file())
+    assert names == sorted(files)  # the parts kept, nothing joined
+
+
+@pytest.mark.parametrize("size", [-5, -1e18, 2**62], ids=["minus-5", "minus-1e18", "2^62"])
+def test_r2_5_an_impossible_listed_size_is_refused(
+    hub: tuple[HubServer, dict[str, str]], size: float
+) -> None:
+    server, env = hub
+    server.state.repos[REPO].listed_size = {"tiny-airoboros-7b.Q4_K_M.gguf": size}  # type: ignore[dict-item]
+    proc = run_cli("pull", f"{REPO}:Q4_K_M", env=env)
+    assert proc.returncode == 1 and "impossible size" in proc.stderr, proc.stderr
+    assert "downloaded" not in proc.stdout + proc.stderr
+
+
+def test_r2_9_absurd_part_counts_are_refused_up_front(
+    hub: tuple[HubServer, dict[str, str]],
+) -> None:
+    server, env = hub
+    server.state.repos[SPLIT] = Repo(
+        files={f"m.Q6_K.gguf.part{i + 1}of10000": b"x" for i in range(10000)}
+    )
+    start = time.monotonic()
+    proc = run_cli("pull", f"{SPLIT}:Q6_K", env=env)
+    assert proc.returncode == 1 and "10000 parts listed" in proc.stderr, proc.stderr
+    assert time.monotonic() - start < 30
+    assert not [r for r in server.state.requests if r[0] == "GET" and "/resolve/" in r[1]]
+
+
+def test_r2_9_many_parts_join_with_few_open_files(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path
+) -> None:
+    import resource
+
+    server, env = hub
+    model = tiny_gguf.read_bytes()
+    n, step = 120, len(model) // 120 + 1
+    server.state.repos[SPLIT] = Repo(
+        files={f"m.Q6_K.gguf.part{i + 1}of{n}": model[i * step : (i + 1) * step] for i in range(n)}
+    )
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    proc = subprocess.run(
+        [airochat_exe(), "pull", f"{SPLIT}:Q6_K"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        preexec_fn=few_files,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).read_bytes() == model

@@ -78,6 +78,8 @@ def memory_budget(gpu: bool) -> int:
 
 def choose(ref: HubRef, files: list[hub.RemoteFile], gpu: bool) -> tuple[QuantOption, str]:
     options = group_by_quant({f.path: f.size for f in files})
+    if ref.quant and ref.quant not in options:
+        _refuse_split(ref.repo, ref.quant, files)
     if not options:
         kind = "GGML .bin" if ref.suffix == ".bin" else "GGUF"
         raise ModelNotFoundError(f"{ref.repo} has no {kind} model files")
@@ -89,10 +91,6 @@ def choose(ref: HubRef, files: list[hub.RemoteFile], gpu: bool) -> tuple[QuantOp
     if ref.quant:
         if ref.quant in options:
             return options[ref.quant], f"{ref.quant} as asked"
-        parts = [f.path for f in files if quant_of(model_name(f.path)) == ref.quant]
-        why = split_problem(parts) if parts else None
-        if why:
-            raise UsageError(f"{ref.repo}: the parts of {ref.quant} do not make one file: {why}")
         have = ", ".join(options[q].label() for q in sorted(options))
         raise UsageError(f"{ref.repo} has no {ref.quant} quant; it has: {have}")
     ctx = ref.entry.ctx if ref.entry and ref.entry.ctx else 4096
@@ -103,6 +101,14 @@ def choose(ref: HubRef, files: list[hub.RemoteFile], gpu: bool) -> tuple[QuantOp
     if chosen is None:
         raise UsageError(f"{ref.repo}: {why}; pick one with :QUANT")
     return chosen, why + f" with room for a {ctx}-token KV cache"
+
+
+def _refuse_split(repo: str, quant: str, files: list[hub.RemoteFile]) -> None:
+    """A quant listed only in parts that cannot make its file: say why."""
+    parts = [f.path for f in files if quant_of(model_name(f.path)) == quant]
+    why = split_problem(parts) if parts else None
+    if why:
+        raise hub.HubError(f"{repo}: the parts of {quant} do not make one file: {why}")
 
 
 @dataclass(frozen=True)
