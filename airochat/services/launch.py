@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from airochat.adapters.llama_speculative import speculator_for
 from airochat.domain.cancel import CancelToken
 from airochat.domain.config import Settings
 from airochat.domain.engine import Engine
@@ -108,6 +109,7 @@ def _local(spec: LocalEngine, request: ChatRequest) -> Connected:
         raise UsageError("name a MODEL (or give --server URL)")
     plan = loader.plan(settings, spec.model, request.fetch)
     engine = loader.load(plan, settings, request.verbose, vocab_only=request.tokenizer_only)
+    engine.speculator = speculator_for(settings.speculate)
     offload = plan.offload.n_gpu_layers
     where = f"{offload} GPU layers" if offload else "CPU"
     return Connected(
