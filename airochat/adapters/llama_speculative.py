@@ -22,10 +22,11 @@ whatever the last batch left beyond them, so the next turn's prefix match sees a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airochat.domain.lookup_draft import DraftLength, LookupDrafter, SpecCounts
+from airochat.domain.lookup_draft import DraftLength, DraftPlanner, LookupDrafter, SpecCounts
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -41,6 +42,7 @@ class LookupSpeculator:
         self.k_max = k_max
         self.last = SpecCounts()  # the reply in progress, or the last one
         self.total = SpecCounts()  # since the model was loaded
+        self.planner = DraftPlanner(k_max=k_max)  # auto: kept across replies (timings)
 
     def describe(self) -> str:
         return f"speculative decoding: {self.mode} (prompt n-gram drafts, up to {self.k_max})"
@@ -61,7 +63,7 @@ class LookupSpeculator:
             verify.decoded_to = llm.n_tokens
             drafter = LookupDrafter()
             drafter.reset(prompt)
-            length = DraftLength(k_max=self.k_max, backoff=self.mode == "auto")
+            length = DraftLength(k_max=self.k_max)
             # llama.cpp's perf counters report a 0 as 1 (max(1, n_eval)): what it decoded
             # without error is counted here instead.
             self.last.prompt_read = read
@@ -71,9 +73,11 @@ class LookupSpeculator:
                 drafter.append(token)
                 emitted += 1
                 yield token
-                room = min(budget - emitted, verify.n_ctx - llm.n_tokens) - 1
-                draft = drafter.draft(min(length.next(), room)) if room > 0 else []
+                room = min(budget - emitted, verify.n_ctx - llm.n_tokens, self.k_max + 1) - 1
+                draft = self._draft(drafter, length, room)
+                start = time.perf_counter()
                 verify.decode([token, *draft])
+                self.planner.timed(len(draft) + 1, time.perf_counter() - start)
                 accepted = 0
                 for i in range(len(draft) + 1):
                     token = int(sampler.sample(llm._ctx, i))
@@ -86,6 +90,7 @@ class LookupSpeculator:
                     yield token
                 verify.drop_rest()
                 length.update(len(draft), accepted)
+                self.planner.judged(drafter.match, len(draft), accepted)
         finally:
             verify.drop_rest()
             llm._requires_eval = True  # the last logits are a batch's, not the last token's
@@ -96,12 +101,15 @@ class LookupSpeculator:
             self.total.batches += self.last.batches
             self.total.decoded += self.last.decoded
 
-
-def speculator_for(mode: str) -> LookupSpeculator | None:
-    """The in-process speculator for a --speculate mode (off: none)."""
-    if mode in ("lookup", "auto"):
-        return LookupSpeculator(mode)
-    return None
+    def _draft(self, drafter: LookupDrafter, length: DraftLength, room: int) -> list[int]:
+        """lookup: as many as the adaptive length says; auto: as many as pay for themselves
+        by the planner's measure (often none)."""
+        if room <= 0:
+            return []
+        if self.mode == "auto":
+            draft = drafter.draft(room)
+            return draft[: self.planner.plan(drafter.match, len(draft))]
+        return drafter.draft(min(length.next(), room))
 
 
 class _Verifier:
@@ -132,6 +140,7 @@ class _Verifier:
             b.logits[i] = 1
         self.decoded_to = n0 + len(tokens)
         rc = self._lib.llama_decode(self.ctx, b)
+        self._lib.llama_synchronize(self.ctx)
         if rc != 0:
             self.decoded_to = max(n0, self.decoded_to)
             raise RuntimeError(f"llama_decode returned {rc}")
@@ -187,3 +196,10 @@ def top2_gap(llm: Llama, tokens: Sequence[int]) -> float:
     logits = np.ctypeslib.as_array(ptr, shape=(int(llm.n_vocab()),))
     second, first = np.partition(logits, -2)[-2:]
     return float(first - second)
+
+
+def speculator_for(mode: str) -> LookupSpeculator | None:
+    """The in-process speculator for a --speculate mode (off: none)."""
+    if mode in ("lookup", "auto"):
+        return LookupSpeculator(mode)
+    return None

@@ -16,11 +16,21 @@ from typing import Any
 
 from airochat.adapters.llama_engine import LlamaEngine
 from airochat.adapters.llama_speculative import speculator_for, top2_gap
-from airochat.domain.bench_texts import scenario_messages
+from airochat.domain.bench_texts import SCENARIOS, scenario_messages
 from airochat.domain.events import Done
+from airochat.errors import UsageError
 from airochat.services.chat import Chat
 
 MODES = ("off", "lookup", "auto")
+
+
+def scenario_names(given: str) -> list[str]:
+    """--scenario qa, code, chat, a comma list of them, or all."""
+    names = list(SCENARIOS) if given == "all" else [n.strip() for n in given.split(",")]
+    bad = [n for n in names if n not in SCENARIOS]
+    if bad or not names:
+        raise UsageError(f"--scenario is qa, code, chat or all, not {given!r}")
+    return names
 
 
 @dataclass
@@ -128,3 +138,72 @@ def _compare(
             "top2_logit_gap": round(gap, 4),
         }
         return
+
+
+# llama-server's speculation (its 2026 flags); "none" is its plain decoding.
+SERVER_SPEC_TYPES = ("none", "ngram-simple", "ngram-mod", "ngram-cache")
+
+
+def run_scenarios(
+    chat: Chat,
+    names: list[str],
+    reply_tokens: int,
+    llama_server: str | None = None,
+    progress: Callable[[str], None] = lambda _m: None,
+) -> list[ScenarioResult]:
+    """Every scenario in `names`; with a llama-server binary, its --spec-type runs too."""
+    out = []
+    for name in names:
+        result, prompts = run_scenario(chat, name, reply_tokens, progress=progress)
+        if llama_server and prompts:
+            engine = chat.engine
+            assert isinstance(engine, LlamaEngine)
+            plain = next(r.text for r in result.runs if r.mode == "off")
+            stop = list(chat.template.stop)
+            result.server = server_runs(
+                engine, llama_server, prompts, reply_tokens, plain, stop, progress
+            )
+        out.append(result)
+    return out
+
+
+def server_runs(
+    engine: LlamaEngine,
+    binary: str,
+    prompts: list[list[int]],
+    reply_tokens: int,
+    plain_text: str,
+    stop: list[str],
+    progress: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """The scenario's prompts through llama-server once per --spec-type, greedy."""
+    from airochat.adapters.server_process import ServerFlags, ServerProcess
+    from airochat.adapters.speculative_server import complete, spec_flags
+
+    rows = []
+    for spec_type in SERVER_SPEC_TYPES:
+        progress(f"llama-server --spec-type {spec_type}")
+        flags = ServerFlags(
+            model=engine.options.path,
+            ctx=engine.n_ctx,
+            threads=engine.options.n_threads,
+            extra=spec_flags(spec_type),
+        )
+        process = ServerProcess(binary, flags)
+        try:
+            process.wait_ready(120.0, progress)
+            runs = [complete(process.url, p, reply_tokens, stop) for p in prompts]
+        finally:
+            process.stop()
+        decoded = sum(max(r["predicted_n"] - 1, 0) for r in runs)
+        seconds = sum(r["predicted_s"] for r in runs)
+        rows.append(
+            {
+                "spec_type": spec_type,
+                "decode_tps": decoded / seconds if seconds else 0.0,
+                "drafted": sum(r["draft_n"] for r in runs),
+                "accepted": sum(r["draft_accepted"] for r in runs),
+                "same_text": "".join(r["content"] for r in runs) == plain_text,
+            }
+        )
+    return rows
