@@ -74,7 +74,9 @@ class LookupSpeculator:
                 emitted += 1
                 yield token
                 room = min(budget - emitted, verify.n_ctx - llm.n_tokens, self.k_max + 1) - 1
-                draft = self._draft(drafter, length, room)
+                predicted = drafter.draft(room) if room > 0 else []
+                match = drafter.match
+                draft = self._draft(predicted, match, length)
                 start = time.perf_counter()
                 verify.decode([token, *draft])
                 self.planner.timed(len(draft) + 1, time.perf_counter() - start)
@@ -90,7 +92,11 @@ class LookupSpeculator:
                     yield token
                 verify.drop_rest()
                 length.update(len(draft), accepted)
-                self.planner.judged(drafter.match, len(draft), accepted)
+                if draft:
+                    self.planner.judged(match, len(draft), accepted)
+                else:  # shadow: would the lookup have guessed the token just sampled?
+                    hit = bool(predicted) and predicted[0] == token
+                    self.planner.judged(match, 1 if predicted else 0, int(hit))
         finally:
             verify.drop_rest()
             llm._requires_eval = True  # the last logits are a batch's, not the last token's
@@ -101,15 +107,12 @@ class LookupSpeculator:
             self.total.batches += self.last.batches
             self.total.decoded += self.last.decoded
 
-    def _draft(self, drafter: LookupDrafter, length: DraftLength, room: int) -> list[int]:
+    def _draft(self, predicted: list[int], match: int, length: DraftLength) -> list[int]:
         """lookup: as many as the adaptive length says; auto: as many as pay for themselves
         by the planner's measure (often none)."""
-        if room <= 0:
-            return []
         if self.mode == "auto":
-            draft = drafter.draft(room)
-            return draft[: self.planner.plan(drafter.match, len(draft))]
-        return drafter.draft(min(length.next(), room))
+            return predicted[: self.planner.plan(match, len(predicted))]
+        return predicted[: length.next()]
 
 
 class _Verifier:

@@ -125,33 +125,42 @@ def _prior_ratio(n: int) -> float:
 @dataclass
 class DraftPlanner:
     """`auto`'s choice of how many drafted tokens to verify: the k that maximises expected
-    tokens per second of decode time, or none when plain decoding is faster. The time of a
-    batch of n is measured as the reply goes (a moving average per n; before a size is seen,
-    the single-token time times a measured prior ratio); the chance that the next draft token
-    is accepted is a moving average per n-gram length of the match it came from."""
+    tokens per second of decode time, or none when plain decoding is faster.
+
+    The time of a batch of n is measured as the reply goes (a moving average per n; before a
+    size is seen, the single-token time times a prior ratio). The chance that the next draft
+    token is accepted is a moving average per (length of the n-gram match, how many tokens in
+    a row the lookup has predicted): a reply that is copying a stretch of the chat drafts
+    long, one that is not drafts nothing. The lookup's prediction is checked against every
+    token the model emits, drafted or not (`shadow`), so the estimate stays current at no
+    cost while nothing is drafted."""
 
     k_max: int = 16
     alpha: float = 0.3
     cost: dict[int, float] = field(default_factory=dict)  # seconds per decode of n tokens
-    p: dict[int, float] = field(default_factory=dict)  # acceptance per match length
+    p: dict[tuple[int, int], float] = field(default_factory=dict)
+    streak: int = 0  # emitted tokens in a row that the lookup predicted
 
     def seconds(self, n: int) -> float:
         if n in self.cost:
             return self.cost[n]
         one = self.cost.get(1)
         if one is None:
-            known = [(m, c) for m, c in self.cost.items()]
-            one = known[0][1] / _prior_ratio(known[0][0]) if known else 1.0
+            m, c = next(iter(self.cost.items()), (1, 1.0))
+            one = c / _prior_ratio(m)
         return one * _prior_ratio(n)
+
+    def _key(self, match: int) -> tuple[int, int]:
+        return (min(match, 4), min(self.streak, 4))
 
     def plan(self, match: int, available: int) -> int:
         """How many of `available` drafted tokens to verify (0: decode one plainly)."""
         if match <= 0 or available <= 0:
             return 0
-        p = self.p.get(min(match, 4), 0.6)
+        p = self.p.get(self._key(match), 0.5)
         best_k, best = 0, 1.0 / self.seconds(1)
         for k in range(1, min(available, self.k_max) + 1):
-            expected = (1 - p ** (k + 1)) / (1 - p) if p < 1 else k + 1.0
+            expected = (1 - p ** (k + 1)) / (1 - p)
             rate = expected / self.seconds(k + 1)
             if rate > best * 1.02:  # a margin: measurement noise should not tip it
                 best_k, best = k, rate
@@ -162,16 +171,17 @@ class DraftPlanner:
         self.cost[n] = seconds if old is None else old + self.alpha * (seconds - old)
 
     def judged(self, match: int, drafted: int, accepted: int) -> None:
-        """Trials: each accepted token, and the first refused one."""
-        if drafted <= 0:
+        """After a verified draft (or a shadow one of 1): each accepted token is a hit, the
+        first refused one a miss."""
+        if drafted <= 0 or match <= 0:  # nothing predicted: a stretch of copying ended
+            self.streak = 0
             return
-        key = min(match, 4)
-        p = self.p.get(key, 0.6)
-        trials = min(drafted, accepted + 1)
-        for i in range(trials):
-            hit = 1.0 if i < accepted else 0.0
-            p += 0.15 * (hit - p)
-        self.p[key] = min(p, 0.99)
+        key = self._key(match)
+        p = self.p.get(key, 0.5)
+        for i in range(min(drafted, accepted + 1)):
+            p += 0.2 * ((1.0 if i < accepted else 0.0) - p)
+        self.p[key] = min(p, 0.98)
+        self.streak = self.streak + accepted if accepted >= drafted else 0
 
 
 @dataclass
