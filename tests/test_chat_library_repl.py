@@ -81,7 +81,13 @@ def test_regen_alt_rewind_and_title(tiny_gguf: Path) -> None:
     child.send("/regen\r")
     child.expect(READ)
     child.expect_exact(PROMPT)
+    child.send("\x1b[D")  # Left at the empty prompt
+    child.expect("alternative 1 of 2")
+    child.expect_exact(PROMPT)
     child.send("/alt\r")
+    child.expect("alternative 2 of 2")
+    child.expect_exact(PROMPT)
+    child.send("\x1b[C")  # Right
     child.expect("alternative 1 of 2")
     child.expect_exact(PROMPT)
     child.send("/rewind 1\r")
