@@ -308,3 +308,28 @@ def test_chats_with_a_cache_cap_of_zero_keep_no_cache(zebra_gguf: Path, tmp_path
     assert chats()[0]["cache_bytes"] is None
     _, err = ask("-c", "again")
     assert "loaded the model's cache" not in err
+
+
+def test_ask_killed_at_any_moment_leaves_the_library_whole(
+    zebra_gguf: Path, tmp_path: Path
+) -> None:
+    """`ask -c` SIGKILLed at moments spread over its run (start, load, reply, save): every
+    time the library opens, checks whole, and holds whole turns."""
+    import time
+
+    from tests.conftest import popen_cli
+
+    ask(str(zebra_gguf), "the first turn")
+    for i in range(10):
+        proc = popen_cli("ask", "-c", f"turn {i}", *ARGS)
+        time.sleep(0.15 * i)
+        proc.kill()
+        proc.communicate()
+    db = library_dir(tmp_path) / "chats.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        count = conn.execute("SELECT turn_count FROM chats").fetchone()[0]
+        assert conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == count
+    out, _ = ask("-c", "after the kills")
+    assert out["text"] == "The zebra sings tonight"
+    assert chats()[0]["turns"] == count + 1
