@@ -19,6 +19,7 @@ from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airochat.domain.unicode_text import valid_json
 from airochat.errors import AirochatError
 
 if TYPE_CHECKING:
@@ -300,6 +301,8 @@ def events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             event = json.loads(data)
         except (ValueError, RecursionError):
             continue
+        if "\\ud" in data.lower():  # lone surrogates (valid JSON) would fail any write
+            event = valid_json(event)
         if isinstance(event, dict) and "error" in event:
             raise ServerError(f"the server failed mid-reply: {_body_of(event)}")
         if isinstance(event, dict):
