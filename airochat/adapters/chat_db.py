@@ -182,6 +182,10 @@ class ChatDb:
             yield
         except sqlite3.Error as exc:
             raise ChatDbError(f"the chat library {self.path}: {_reason(exc)}") from None
+        except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8
+            raise ChatDbError(
+                f"the chat library {self.path}: text that is not UTF-8 cannot be kept"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
