@@ -44,6 +44,7 @@ CREATE TABLE chats (
     history INTEGER NOT NULL DEFAULT 1,
     sampling TEXT NOT NULL DEFAULT '{}',
     scene TEXT,
+    window INTEGER NOT NULL DEFAULT 0,
     head INTEGER,
     turn_count INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
@@ -254,7 +255,7 @@ class ChatDb:
     def load(self, chat_id: int) -> StoredChat | None:
         with self._guard("read"):
             row = self.conn.execute(
-                f"SELECT {_SUMMARY}, template, system, history, sampling, scene, head "
+                f"SELECT {_SUMMARY}, template, system, history, sampling, scene, head, window "
                 "FROM chats WHERE id = ?",
                 (chat_id,),
             ).fetchone()
@@ -269,6 +270,7 @@ class ChatDb:
             sampling=json.loads(row[10]),
             turns=[t for _, t in path],
             scene=json.loads(row[11]) if row[11] else None,
+            window=min(int(row[13]), len(path)),
         )
         return StoredChat(_summary(row), saved, [i for i, _ in path])
 
@@ -357,13 +359,13 @@ class ChatDb:
         title = title_of(saved.turns[0].message) if saved.turns else None
         c.execute(
             """UPDATE chats SET model = ?, template = ?, system = ?, history = ?, sampling = ?,
-                   scene = ?, head = ?, turn_count = ?, updated = ?,
+                   scene = ?, window = ?, head = ?, turn_count = ?, updated = ?,
                    title = CASE WHEN titled OR ? IS NULL THEN title ELSE ? END
                WHERE id = ?""",
             (
                 saved.model, saved.template, saved.system, int(saved.history),
                 json.dumps(saved.sampling), json.dumps(saved.scene) if saved.scene else None,
-                ids[-1] if ids else None, len(ids), now, title, title, chat_id,
+                saved.window, ids[-1] if ids else None, len(ids), now, title, title, chat_id,
             ),
         )  # fmt: skip
 
