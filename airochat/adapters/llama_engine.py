@@ -11,13 +11,14 @@ import ctypes
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from airochat.adapters import llama_log
+from airochat.adapters.llama_speculative import LookupSpeculator
 from airochat.adapters.reply_clock import ReplyClock
 from airochat.domain.config import Sampling
 from airochat.domain.engine import Capabilities, Dropped
@@ -58,6 +59,7 @@ class LlamaEngine:
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._stop_flag.is_set())
         self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL
         self._ctx = None if options.vocab_only else llm._ctx.ctx
+        self.speculator: LookupSpeculator | None = None  # --speculate: drafts verified in batches
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -358,7 +360,7 @@ class LlamaEngine:
         self._lib.llama_perf_context_reset(self._ctx)
         run = _Run(ReplyText(self, stop), min(params.max_tokens, self.n_ctx - n_prompt))
         self._abort_hook(True)
-        gen = self._llm.generate(list(prompt), **_sampler(params))
+        gen = self._tokens(prompt, params, run.budget)
         try:
             yield from self._stream(gen, run)
         except (RuntimeError, ValueError) as exc:
@@ -374,7 +376,15 @@ class LlamaEngine:
         tail = run.text.flush()
         if tail:
             yield TextChunk(tail)
-        yield run.done(n_prompt, self._prompt_evaluated(run.clock.received))
+        yield run.done(n_prompt, self._prompt_evaluated(run.clock.received), self.speculator)
+
+    def _tokens(
+        self, prompt: Sequence[int], params: Sampling, budget: int
+    ) -> Generator[int, Any, None]:
+        """The reply's tokens: llama-cpp-python's own loop, or the speculator's."""
+        if self.speculator is None:
+            return self._llm.generate(list(prompt), **_sampler(params))
+        return self.speculator.generate(self._llm, prompt, _sampler(params), budget)
 
     def _stream(self, gen: Iterator[int], run: _Run) -> Iterator[EngineEvent]:
         for token in gen:
@@ -400,7 +410,11 @@ class LlamaEngine:
         """Prompt tokens llama.cpp decoded this turn: all decoded tokens less the generated ones
         fed back (every received token but the last is evaluated before the next is sampled)."""
         data = self._lib.llama_perf_context(self._ctx)
-        return int(data.n_p_eval + data.n_eval) - max(received - 1, 0)
+        spec = self.speculator
+        if spec is not None and spec.last.prompt_read >= 0:
+            return spec.last.prompt_read  # counted by llama.cpp before the first draft
+        fed = max(received - 1, 0) if spec is None else spec.last.decoded
+        return int(data.n_p_eval + data.n_eval) - fed
 
 
 @dataclass
@@ -412,7 +426,7 @@ class _Run:
     finish: FinishReason = "length"
     clock: ReplyClock = field(default_factory=ReplyClock)
 
-    def done(self, n_prompt: int, evaluated: int) -> Done:
+    def done(self, n_prompt: int, evaluated: int, spec: LookupSpeculator | None) -> Done:
         return Done(
             finish_reason=self.finish,
             text=self.text.text,
@@ -423,6 +437,8 @@ class _Run:
             stopped_by=self.text.stopped_by,
             ttft_s=self.clock.ttft_s,
             decode_s=self.clock.decode_s,
+            drafted=spec.last.drafted if spec else 0,
+            accepted=spec.last.accepted if spec else 0,
         )
 
 

@@ -80,6 +80,15 @@ KvTypeOpt = Annotated[
     str | None,
     typer.Option("--kv-type", help="KV cache type: f16 (default), q8_0, q4_0", metavar="TYPE"),
 ]
+SpeculateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--speculate",
+        help="speculative decoding: off, lookup (drafts from the chat's own tokens), auto "
+        "(lookup, backing off when drafts are refused) or draft:MODEL",
+        metavar="MODE",
+    ),
+]
 NoSessionCacheOpt = Annotated[
     bool,
     typer.Option(
@@ -176,6 +185,7 @@ class LoadingOptions:
     mlock: MlockOpt = False
     no_mmap: NoMmapOpt = False
     kv_type: KvTypeOpt = None
+    speculate: SpeculateOpt = None
 
     def given(self) -> tuple[str, ...]:
         """The options given, as typed: a running server is told it decides them."""

@@ -20,6 +20,13 @@ from airochat.services.kept_chat import KeptChat
 from airochat.services.roleplay import SceneTurns
 
 
+def drafts_note(done: Done) -> str:
+    """Speculative decoding's share of the reply, if it drafted."""
+    if not done.drafted:
+        return ""
+    return f" · drafts: {done.accepted} of {done.drafted} accepted"
+
+
 def read_count(done: Done) -> str:
     """What the engine read this turn; `?` where a server does not say."""
     return str(done.prompt_eval_tokens) if done.prompt_eval_tokens >= 0 else "?"
@@ -196,7 +203,7 @@ class Commands:
         self.io.show(
             f"last reply: {d.prompt_tokens} prompt tokens ({read_count(d)} read new) · "
             f"{d.generated} generated · first token {d.ttft_s:.2f}s · {d.tokens_per_s:.1f} tok/s"
-            f" · ended: {d.finish_reason}\n{used}"
+            f" · ended: {d.finish_reason}{drafts_note(d)}\n{used}"
         )
         return False
 

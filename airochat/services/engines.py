@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from airochat.adapters.llama_server import LlamaServerEngine
+from airochat.adapters.llama_speculative import speculator_for
 from airochat.adapters.openai_server import OpenAIEngine
 from airochat.adapters.server_http import (
     ServerError,
@@ -87,6 +88,7 @@ def _local(spec: LocalEngine, how: Opening) -> Connected:
         raise UsageError("name a MODEL (or give --server URL)")
     plan = loader.plan(how.settings, spec.model, how.fetch)
     engine = loader.load(plan, how.settings, how.verbose, vocab_only=how.tokenizer_only)
+    engine.speculator = speculator_for(how.settings.speculate)
     offload = plan.offload.n_gpu_layers
     where = f"{offload} GPU layers" if offload else "CPU"
     return Connected(
