@@ -256,3 +256,80 @@ def test_a_writer_killed_mid_save_leaves_the_library_whole(tmp_path: Path) -> No
     os.rename(db.parent, tmp_path / "airochat")
     listing = run_cli("chats", "--json", env=env)
     assert listing.returncode == 0 and len(json.loads(listing.stdout)) == 3
+
+
+def test_text_from_a_kept_chat_reaches_the_terminal_without_control_sequences(
+    tmp_path: Path,
+) -> None:
+    session = tmp_path / "s.json"
+    turn = {
+        "message": "paint \x1b[31mred\x1b[0m okapi",
+        "reply": "a \x1b]0;title\x07 reply okapi",
+        "reply_tokens": [1],
+        "finish_reason": "stop",
+    }
+    data = {
+        "schema": "airochat-session", "version": 2, "model": "m", "template": "chatml",
+        "system": "S.", "history": True, "sampling": {}, "turns": [turn],
+    }  # fmt: skip
+    session.write_text(json.dumps(data))
+    assert run_cli("chats", "import", str(session)).returncode == 0
+    for args in (("chats",), ("chats", "show", "1"), ("chats", "search", "okapi")):
+        out = run_cli(*args).stdout
+        assert "okapi" in out and "\x1b" not in out and "\x07" not in out, args
+    assert json.loads(run_cli("chats", "show", "1", "--json").stdout)["turns"][0] == {
+        **turn,
+        "reply_prefix": "",
+    }
+
+
+def test_the_caches_are_kept_within_the_cap_least_recently_used_dropped_first(
+    tmp_path: Path,
+) -> None:
+    from airochat.services.library import cache_dir, prune_caches
+
+    db = tmp_path / "lib" / "chats.db"
+    folder = cache_dir(db)
+    folder.mkdir(parents=True)
+    for age, chat in enumerate((3, 2, 1)):  # chat 1 used last, chat 3 longest ago
+        kv = folder / f"chat-{chat}-abc.kv"
+        kv.write_bytes(b"x" * 1000)
+        os.utime(kv, (1000.0 + age, 1000.0 + age))
+    dropped = prune_caches(db, 2500)
+    assert [p.name for p in dropped] == ["chat-3-abc.kv"]
+    assert sorted(p.name for p in folder.iterdir()) == ["chat-1-abc.kv", "chat-2-abc.kv"]
+
+
+def test_chats_with_a_cache_cap_of_zero_keep_no_cache(zebra_gguf: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config" / "airochat"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text("chat_cache_max_mb = 0\n")
+    ask(str(zebra_gguf), "hello")
+    assert chats()[0]["cache_bytes"] is None
+    _, err = ask("-c", "again")
+    assert "loaded the model's cache" not in err
+
+
+def test_ask_killed_at_any_moment_leaves_the_library_whole(
+    zebra_gguf: Path, tmp_path: Path
+) -> None:
+    """`ask -c` SIGKILLed at moments spread over its run (start, load, reply, save): every
+    time the library opens, checks whole, and holds whole turns."""
+    import time
+
+    from tests.conftest import popen_cli
+
+    ask(str(zebra_gguf), "the first turn")
+    for i in range(10):
+        proc = popen_cli("ask", "-c", f"turn {i}", *ARGS)
+        time.sleep(0.15 * i)
+        proc.kill()
+        proc.communicate()
+    db = library_dir(tmp_path) / "chats.db"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        count = conn.execute("SELECT turn_count FROM chats").fetchone()[0]
+        assert conn.execute("SELECT COUNT(*) FROM turns").fetchone()[0] == count
+    out, _ = ask("-c", "after the kills")
+    assert out["text"] == "The zebra sings tonight"
+    assert chats()[0]["turns"] == count + 1

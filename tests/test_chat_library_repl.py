@@ -81,7 +81,13 @@ def test_regen_alt_rewind_and_title(tiny_gguf: Path) -> None:
     child.send("/regen\r")
     child.expect(READ)
     child.expect_exact(PROMPT)
+    child.send("\x1b[D")  # Left at the empty prompt
+    child.expect("alternative 1 of 2")
+    child.expect_exact(PROMPT)
     child.send("/alt\r")
+    child.expect("alternative 2 of 2")
+    child.expect_exact(PROMPT)
+    child.send("\x1b[C")  # Right
     child.expect("alternative 1 of 2")
     child.expect_exact(PROMPT)
     child.send("/rewind 1\r")
@@ -99,3 +105,24 @@ def test_regen_alt_rewind_and_title(tiny_gguf: Path) -> None:
     assert sorted(b["after"] for b in shown["branches"]) == [1, 1]
     text = run_cli("chats", "show", "1", "--branches").stdout
     assert "-- branch 1, after exchange 1 --" in text and "> two" in text
+
+
+def test_incognito_is_said_in_the_banner_and_reset_starts_a_new_chat(
+    zebra_gguf: Path,  # noqa: F811
+) -> None:
+    child = spawn(str(zebra_gguf), *ARGS, "--incognito")
+    assert "incognito: this chat is not kept" in (child.before or "")
+    send_message(child, "a private chat")
+    leave(child)
+    assert chats() == []
+    child = spawn(str(zebra_gguf), *ARGS)
+    send_message(child, "the first chat")
+    child.send("/reset\r")
+    child.expect("New chat")
+    child.expect_exact(PROMPT)
+    send_message(child, "the second chat")
+    leave(child)
+    assert [(c["title"], c["turns"]) for c in chats()] == [
+        ("the second chat", 1),
+        ("the first chat", 1),
+    ]

@@ -44,6 +44,7 @@ CREATE TABLE chats (
     history INTEGER NOT NULL DEFAULT 1,
     sampling TEXT NOT NULL DEFAULT '{}',
     scene TEXT,
+    window INTEGER NOT NULL DEFAULT 0,
     head INTEGER,
     turn_count INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL,
@@ -182,6 +183,10 @@ class ChatDb:
             yield
         except sqlite3.Error as exc:
             raise ChatDbError(f"the chat library {self.path}: {_reason(exc)}") from None
+        except UnicodeEncodeError:  # a lone surrogate: bytes that were not UTF-8
+            raise ChatDbError(
+                f"the chat library {self.path}: text that is not UTF-8 cannot be kept"
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -250,7 +255,7 @@ class ChatDb:
     def load(self, chat_id: int) -> StoredChat | None:
         with self._guard("read"):
             row = self.conn.execute(
-                f"SELECT {_SUMMARY}, template, system, history, sampling, scene, head "
+                f"SELECT {_SUMMARY}, template, system, history, sampling, scene, head, window "
                 "FROM chats WHERE id = ?",
                 (chat_id,),
             ).fetchone()
@@ -265,6 +270,7 @@ class ChatDb:
             sampling=json.loads(row[10]),
             turns=[t for _, t in path],
             scene=json.loads(row[11]) if row[11] else None,
+            window=min(int(row[13]), len(path)),
         )
         return StoredChat(_summary(row), saved, [i for i, _ in path])
 
@@ -353,13 +359,13 @@ class ChatDb:
         title = title_of(saved.turns[0].message) if saved.turns else None
         c.execute(
             """UPDATE chats SET model = ?, template = ?, system = ?, history = ?, sampling = ?,
-                   scene = ?, head = ?, turn_count = ?, updated = ?,
+                   scene = ?, window = ?, head = ?, turn_count = ?, updated = ?,
                    title = CASE WHEN titled OR ? IS NULL THEN title ELSE ? END
                WHERE id = ?""",
             (
                 saved.model, saved.template, saved.system, int(saved.history),
                 json.dumps(saved.sampling), json.dumps(saved.scene) if saved.scene else None,
-                ids[-1] if ids else None, len(ids), now, title, title, chat_id,
+                saved.window, ids[-1] if ids else None, len(ids), now, title, title, chat_id,
             ),
         )  # fmt: skip
 

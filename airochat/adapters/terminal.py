@@ -126,6 +126,7 @@ class TerminalIO:
         self.options.commands = commands
 
     def _bindings(self) -> Any:
+        from prompt_toolkit.application import get_app
         from prompt_toolkit.key_binding import KeyBindings
 
         kb = KeyBindings()
@@ -151,6 +152,15 @@ class TerminalIO:
             (send if flip else newline)(event)
 
         kb.add("c-j")(newline)
+
+        from prompt_toolkit.filters import Condition
+
+        empty = Condition(lambda: not get_app().current_buffer.text)
+        # Left/Right at an empty prompt: the last reply's alternatives (/alt), kept after /regen.
+        for key, step in (("left", "-"), ("right", "+")):
+            kb.add(key, filter=empty)(
+                lambda event, step=step: event.app.exit(result=f"/alt {step}")
+            )
         return kb
 
     def read_message(self, default: str = "") -> str | None:

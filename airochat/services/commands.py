@@ -111,11 +111,19 @@ class Commands:
         self.play(self.chat.regen())
         return False
 
-    def cmd_alt(self, _arg: str) -> bool:
-        """Flip the last reply to its next alternative (/regen keeps each one)."""
+    def cmd_alt(self, arg: str) -> bool:
+        """Flip the last reply to its next alternative (/regen keeps each; Left/Right too)."""
         from airochat.services.library import flip
 
-        said = flip(self.chat, self.kept.store)
+        key = arg in ("-", "+")  # Left/Right at an empty prompt: quiet when there is none
+        try:
+            said = flip(self.chat, self.kept.store, -1 if arg == "-" else 1)
+        except UsageError:
+            if key:
+                return False
+            raise
+        if key and not said[0].startswith("alternative"):
+            return False
         self.io.notice(said[0])
         if said[0].startswith("alternative"):
             last = self.chat.conversation.turns[-1]
