@@ -85,6 +85,8 @@ def _answer(chat: Chat, events: Iterator[ChatEvent], as_json: bool) -> None:
             "ttft_s": round(done.ttft_s, 4),
             "tokens_per_s": round(done.tokens_per_s, 2),
             "finish_reason": done.finish_reason,
+            "draft_tokens": done.drafted,
+            "draft_accepted": done.accepted,
         }
         typer.echo(json.dumps(out, ensure_ascii=False))
     else:

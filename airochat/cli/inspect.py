@@ -48,6 +48,15 @@ def bench(
         Path | None,
         typer.Option("--plot", help="PNG of time to first token vs history", metavar="FILE.png"),
     ] = None,
+    scenario: Annotated[
+        str | None,
+        typer.Option(
+            "--scenario",
+            help="speculative decoding measured instead: qa, code, chat or all (each --speculate "
+            "mode against plain decoding; llama-server's --spec-type too, with --llama-server)",
+            metavar="NAME",
+        ),
+    ] = None,
 ) -> None:
     """Measure speed on the chat path (decode, prompt, TTFT per turn) against the engine's
     own completion API (bare llama-cpp-python, or llama-server's /completion). The seed is
@@ -68,16 +77,45 @@ def bench(
         try:
             for line in ready.notes:
                 note(line)
+            if scenario is not None:
+                return _scenarios(ready, scenario, reply_tokens, settings, as_json, plot)
             result = run_bench(
                 ready.chat,
                 turns,
                 reply_tokens,
                 plot=plot is not None,
                 progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
+                probes=ready.probes,
             ).to_dict()
         finally:
             ready.close()
         _show(result, plot, as_json)
+
+
+def _scenarios(
+    ready: Any, scenario: str, reply_tokens: int, settings: Any, as_json: bool, plot: Path | None
+) -> None:
+    """bench --scenario: each --speculate mode on the scenario's prompts (services/spec_bench)."""
+    from airochat.adapters.server_process import ServerStartError, find_binary
+    from airochat.adapters.spec_tables import print_scenarios, write_scenario_plot
+    from airochat.services.spec_bench import run_scenarios, scenario_names
+
+    names = scenario_names(scenario)
+    try:
+        binary: str | None = find_binary(settings.llama_server or None)
+    except ServerStartError:
+        binary = None
+        note("no llama-server found (--llama-server PATH): its --spec-type runs are left out")
+    results = [
+        r.to_dict()
+        for r in run_scenarios(ready.chat, names, max(reply_tokens, 2), binary, progress=note)
+    ]
+    if plot is not None:
+        write_scenario_plot(results, plot)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+    else:
+        print_scenarios(results)
 
 
 def _show(result: dict[str, Any], plot: Path | None, as_json: bool) -> None:

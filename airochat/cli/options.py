@@ -80,6 +80,15 @@ KvTypeOpt = Annotated[
     str | None,
     typer.Option("--kv-type", help="KV cache type: f16 (default), q8_0, q4_0", metavar="TYPE"),
 ]
+SpeculateOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--speculate",
+        help="speculative decoding: off, lookup (drafts from the chat's own tokens), auto "
+        "(lookup, backing off when drafts are refused) or draft:MODEL",
+        metavar="MODE",
+    ),
+]
 NoSessionCacheOpt = Annotated[
     bool,
     typer.Option(
@@ -131,6 +140,21 @@ SessionOpt = Annotated[
         "--session", help="load this chat file if present; save after each turn", metavar="FILE"
     ),
 ]
+ContinueOpt = Annotated[
+    bool,
+    typer.Option(
+        "--continue", "-c", help="continue the latest kept chat (of MODEL, if named)", metavar=""
+    ),
+]
+ChatIdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--chat", help="continue kept chat ID (`airochat chats` lists them)", metavar="ID"
+    ),
+]
+IncognitoOpt = Annotated[
+    bool, typer.Option("--incognito", help="keep this chat out of the chat library", metavar="")
+]
 
 
 # -- the shared options, grouped -------------------------------------------------------------
@@ -161,6 +185,7 @@ class LoadingOptions:
     mlock: MlockOpt = False
     no_mmap: NoMmapOpt = False
     kv_type: KvTypeOpt = None
+    speculate: SpeculateOpt = None
 
     def given(self) -> tuple[str, ...]:
         """The options given, as typed: a running server is told it decides them."""
@@ -189,6 +214,9 @@ class ChatOptions:
     system: SystemOpt = None
     max_tokens: MaxTokensOpt = None
     session: SessionOpt = None
+    resume_latest: ContinueOpt = False
+    chat_id: ChatIdOpt = None
+    incognito: IncognitoOpt = False
     no_session_cache: NoSessionCacheOpt = False
     scene: SceneOpt = None
     yes: YesOpt = False

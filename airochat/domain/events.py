@@ -34,6 +34,8 @@ class Done:
     decode_s: float = 0.0
     generated: int = 0
     stopped_by: str = ""  # the stop string that ended the reply, if one did
+    drafted: int = 0  # speculative decoding: draft tokens verified, and those kept
+    accepted: int = 0
 
     @property
     def tokens_per_s(self) -> float:

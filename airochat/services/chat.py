@@ -18,7 +18,7 @@ from typing import Any
 from airochat.domain.cancel import CancelToken
 from airochat.domain.config import Sampling, sampling_from
 from airochat.domain.conversation import Conversation, Turn, tidy_message
-from airochat.domain.engine import Engine
+from airochat.domain.engine import Dropped, Engine
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.domain.scene import Scene, parse_scene
 from airochat.domain.templates import Template, encode, get_template, render
@@ -213,7 +213,7 @@ class Chat:
         self._check_alone(len(opener.prompt_tokens))
         # Shifting the cache makes a drop cheap: drop as little as needed. Without it, what
         # stays is read again, so free a quarter of the context at once to do that rarely.
-        shifts = conv.turns[0].head is not None and self.engine.can_shift
+        shifts = conv.turns[0].head is not None and self.engine.capabilities.can_shift
         extra = 0 if shifts else n_ctx // 4
         count = self._how_many_to_drop(sizes, own, extra, len(opener.prompt_tokens) - own)
         notice = self._drop(count, quarter=not shifts)
@@ -253,10 +253,12 @@ class Chat:
         kept = sum(t.size() for t in conv.turns) - len(conv.turns[0].head or [])
         if old_head is None or conv.turns[0].head != old_head:
             why = "this template's first turn is not the later turns' shape"
-        elif not self.engine.can_shift:
+        elif not self.engine.capabilities.can_shift:
             why = "this model cannot shift its cache"
-        elif self.engine.drop_cached(len(old_head), cut):
+        elif (dropped := self.engine.drop_cached(len(old_head), cut)) is Dropped.SHIFTED:
             return Notice(f"{said}; the cache of the {kept} tokens that stay was kept")
+        elif dropped is Dropped.ON_NEXT_READ:
+            return Notice(f"{said}; the server is asked to keep the cache of the {kept} that stay")
         else:
             why = "the cache did not hold them"
         return Notice(
@@ -348,6 +350,11 @@ class Chat:
         """The chat and its settings as kept between processes: every exchange, those slid
         out of the model's window too (`window` says where the model's part starts)."""
         conv = self.conversation
+        exact = self.engine.capabilities.exact_token_ids
+
+        def ids(tokens: list[int]) -> list[int]:  # stand-in ids are not kept: the text is
+            return list(tokens) if exact else []
+
         return SavedChat(
             model=self.model_name,
             template=self.template.name,
@@ -355,7 +362,7 @@ class Chat:
             history=conv.history,
             sampling=asdict(self.sampling),
             turns=[
-                SavedTurn(t.message, t.reply, list(t.reply_tokens), t.finish_reason, t.reply_prefix)
+                SavedTurn(t.message, t.reply, ids(t.reply_tokens), t.finish_reason, t.reply_prefix)
                 for t in conv.all_turns()
             ],
             scene=self.scene.to_dict() if self.scene else None,
@@ -377,17 +384,18 @@ class Chat:
         conv = Conversation(template, saved.system, saved.history)
         same_model = saved.model == self.model_name
         start = self._window_start(conv, saved, same_model)
-        redone = 0
+        redone, exact = 0, self.engine.capabilities.exact_token_ids
         for t in saved.turns[:start]:
-            ids = t.reply_tokens if same_model and self._usable_ids(t.reply_tokens) else []
+            usable = same_model and exact and self._usable_ids(t.reply_tokens)
+            ids = t.reply_tokens if usable else []
             conv.earlier.append(
                 Turn(t.message, [], [], t.reply, list(ids), [], [], t.finish_reason, t.reply_prefix)
             )
         for t in saved.turns[start:]:
             turn = conv.begin_turn(t.message, self.engine, t.reply_prefix)
             usable = same_model and self._usable_ids(t.reply_tokens)
-            usable = usable and bool(t.reply_tokens or not t.reply)
-            redone += not usable
+            usable = usable and bool(t.reply_tokens or not t.reply) and exact
+            redone += not usable and exact
             tokens = t.reply_tokens if usable else self.engine.tokenize_text(t.reply)
             conv.finish_turn(turn, t.reply, tokens, t.finish_reason, self.engine)
         changed = (scene.to_dict() if scene else None) != (

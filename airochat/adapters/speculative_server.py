@@ -1,0 +1,54 @@
+"""llama-server's own speculative decoding: its flags for a --speculate mode, and one greedy
+/completion with the server's timings and draft counts (for bench's scenarios)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+# What a --speculate mode asks of llama-server (its 2026 flags: --spec-type and
+# --spec-draft-n-max; -md alone no longer drafts). Measured best of its n-gram types on this
+# machine: see BENCHMARKS.md.
+SERVER_LOOKUP = "ngram-simple"
+
+
+def spec_flags(spec_type: str, draft_max: int = 16) -> tuple[str, ...]:
+    """llama-server's flags for one of its --spec-type values ("none": plain decoding)."""
+    if spec_type == "none":
+        return ()
+    return ("--spec-type", spec_type, "--spec-draft-n-max", str(draft_max))
+
+
+def flags_for_mode(mode: str) -> tuple[str, ...]:
+    """The llama-server flags for a --speculate mode (draft:MODEL adds the model itself)."""
+    if mode in ("lookup", "auto"):
+        return spec_flags(SERVER_LOOKUP)
+    if mode.startswith("draft:"):
+        return ("--spec-type", "draft", "--spec-draft-n-max", "16")
+    return ()
+
+
+def complete(url: str, prompt: Sequence[int], n: int, stop: Sequence[str] = ()) -> dict[str, Any]:
+    """One greedy /completion of `prompt` (token ids), nothing cached: what it said and the
+    server's own timings."""
+    body = {
+        "prompt": list(prompt),
+        "n_predict": n,
+        "temperature": 0.0,
+        "cache_prompt": False,
+        "stop": list(stop),
+        "id_slot": 0,
+    }
+    response = httpx.post(f"{url}/completion", json=body, timeout=600.0)
+    response.raise_for_status()
+    data = response.json()
+    timings = data.get("timings") or {}
+    return {
+        "content": str(data.get("content", "")),
+        "predicted_n": int(timings.get("predicted_n", 0)),
+        "predicted_s": float(timings.get("predicted_ms", 0.0)) / 1000,
+        "draft_n": int(timings.get("draft_n", 0)),
+        "draft_accepted": int(timings.get("draft_n_accepted", 0)),
+    }
