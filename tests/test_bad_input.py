@@ -31,6 +31,7 @@ class Case:
     stdin: str | bytes | None = None
     files: dict[str, str | bytes] = field(default_factory=dict)  # written under {tmp}
     config: str | bytes | None = None  # the user's config.toml
+    kept: bool = True  # the files are left as they were (False: a cache may be rewritten)
 
 
 TEMPLATES = {
@@ -144,11 +145,50 @@ CASES = {
         ["ask", "{tiny}", "q", "--functions", "{tmp}/nope"], 1, "no such functions file"
     ),
     "run-on-a-pipe": Case(["run", "{tiny}"], 2, "airochat ask", stdin="hi\n"),
+    # issue 22: a chat is never lost, a cache fault is never fatal
+    "session-lone-surrogate": Case(
+        ["ask", "{tiny}", "hi", "--session", "{tmp}/s.json"],
+        1,
+        "not valid Unicode",
+        files={"s.json": "SESSION:system=\\udc80"},
+    ),
+    "message-not-utf8": Case(["ask", "{tiny}", "caf\udce9", *GREEDY], 2, "not UTF-8 text"),
+    "session-negative-token-id": Case(
+        ["ask", "{tiny}", "hi", "--session", "{tmp}/s.json", *GREEDY],
+        0,
+        "",
+        files={"s.json": "SESSION:turn=-1"},
+        kept=False,
+    ),
+    **{
+        f"session-cache-{name}": Case(
+            ["ask", "{tiny}", "hi", "--session", "{tmp}/s.json", *GREEDY],
+            0,
+            "",
+            files={"s.json": "SESSION:turn=5", "s.json.kv": data},
+            kept=False,
+        )
+        for name, data in {
+            "garbage": b"\x00garbage",
+            "huge-state": b'AIROCHAT-KV 2\n{"state_bytes": 1099511627776}\n',
+            "float-state": b'AIROCHAT-KV 2\n{"state_bytes": 1e20}\n',
+            "deep-header": b"AIROCHAT-KV 2\n" + b"[" * 200_000 + b"]" * 200_000 + b"\n",
+        }.items()
+    },
 }
 
 
 def _session_text(tweak: str) -> str:
     key, _, value = tweak.partition("=")
+    if key == "system":  # raw JSON text for the system prompt (an escape such as \udc80)
+        return _session_json([]).replace('"system": "S."', f'"system": "{value}"')
+    if key == "turn":  # one exchange whose reply ids are [value]
+        turn = {"message": "hello", "reply": "a chat", "finish_reason": "length"}
+        return _session_json([{**turn, "reply_tokens": [int(value)]}])
+    return _session_json([], {key: float(value) if value == "NaN" else value})
+
+
+def _session_json(turns: list[dict[str, object]], sampling: dict[str, object] | None = None) -> str:
     data = {
         "schema": "airochat-session",
         "version": 2,
@@ -156,8 +196,8 @@ def _session_text(tweak: str) -> str:
         "template": "airoboros",
         "system": "S.",
         "history": True,
-        "sampling": {key: float(value) if value == "NaN" else value},
-        "turns": [],
+        "sampling": sampling or {},
+        "turns": turns,
     }
     return json.dumps(data)
 
@@ -198,7 +238,7 @@ def test_bad_input(
         assert len(lines) == 1 and case.says in lines[0], proc.stderr
         assert lines[0].startswith("airochat: error:")
     for path, data in written.items():
-        assert path.read_bytes() == data, f"{path} changed"
+        assert not case.kept or path.read_bytes() == data, f"{path} changed"
     assert elapsed < 30, f"took {elapsed:.1f} s"  # a hang guard, not a speed target
 
 

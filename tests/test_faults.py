@@ -624,3 +624,112 @@ def test_r2_9_many_parts_join_with_few_open_files(
     )
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout.strip()).read_bytes() == model
+
+
+# -- round two: sessions on disk (items 6, 10, 14) ------------------------------------------------
+
+
+def _ask(model: Path, text: str, session: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("ask", str(model), text, *GREEDY_ARGS, "--session", str(session), *extra)
+
+
+def test_r2_6_a_symlinked_session_is_written_through_the_link(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    target, link = tmp_path / "real" / "t.json", tmp_path / "s.json"
+    target.parent.mkdir()
+    assert _ask(tiny_gguf, "first", target).returncode == 0
+    link.symlink_to(target)
+    proc = _ask(tiny_gguf, "second", link)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and _messages(target) == ["first", "second"]
+
+
+def test_r2_6_a_new_session_with_only_settings_is_saved(tiny_gguf: Path, tmp_path: Path) -> None:
+    session = tmp_path / "s.json"
+    s = Screen(str(tiny_gguf), *BASE, "--session", str(session))
+    try:
+        s.child.expect_exact(">>>")
+        s.child.send("/system Be brief.\r")
+        s.child.expect_exact(">>>")
+        s.child.send("/set max_tokens 7\r")
+        s.child.expect_exact(">>>")
+        s.child.send("\x04")  # Ctrl-D
+        s.child.expect(pexpect.EOF)
+    finally:
+        s.close()
+    saved = json.loads(session.read_text())
+    assert saved["system"] == "Be brief." and saved["sampling"]["max_tokens"] == 7
+
+
+def _kv_parts(kv: Path) -> tuple[bytes, dict[str, object], bytes]:
+    data = kv.read_bytes()
+    magic, _, rest = data.partition(b"\n")
+    line, _, state = rest.partition(b"\n")
+    return magic + b"\n", json.loads(line), state
+
+
+def test_r2_6_another_chats_state_never_loads_under_this_chats_tokens(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    mine, other = tmp_path / "mine.json", tmp_path / "other.json"
+    assert _ask(tiny_gguf, "hello world", mine).returncode == 0
+    assert _ask(tiny_gguf, "what capital of the world", other).returncode == 0
+    magic, header, _ = _kv_parts(mine.with_name("mine.json.kv"))
+    _, _, state = _kv_parts(other.with_name("other.json.kv"))
+    header |= {"state_bytes": len(state), "state_sha256": hashlib.sha256(state).hexdigest()}
+    mine.with_name("mine.json.kv").write_bytes(magic + json.dumps(header).encode() + b"\n" + state)
+    proc = _ask(tiny_gguf, "and the world", mine, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "ignored mine.json.kv" in proc.stderr and "the chat is read again" in proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["prompt_eval_tokens"] == out["prompt_tokens"]
+
+
+KV_FAULTS = {
+    "state-2^40": lambda h: {**h, "state_bytes": 1 << 40},
+    "state-1e20": lambda h: {**h, "state_bytes": 1e20},
+    "token-2^70": lambda h: {**h, "tokens": [*h["tokens"], 1 << 70]},
+}
+
+
+@pytest.mark.parametrize("fault", [*KV_FAULTS, "nesting", "fifo", "huge-header"])
+def test_r2_10_a_damaged_cache_is_one_line_and_the_chat_read_again(
+    tiny_gguf: Path, tmp_path: Path, fault: str
+) -> None:
+    session = tmp_path / "s.json"
+    assert _ask(tiny_gguf, "hello world", session).returncode == 0
+    kv = session.with_name("s.json.kv")
+    magic, header, state = _kv_parts(kv)
+    if fault in KV_FAULTS:
+        kv.write_bytes(magic + json.dumps(KV_FAULTS[fault](header)).encode() + b"\n" + state)
+    elif fault == "nesting":
+        kv.write_bytes(magic + b"[" * 200_000 + b"]" * 200_000 + b"\n" + state)
+    elif fault == "huge-header":
+        kv.write_bytes(magic + b'{"tokens": [' + b"1," * (40 << 20))
+    else:
+        kv.unlink()
+        os.mkfifo(kv)
+    start = time.monotonic()
+    proc = _ask(tiny_gguf, "and the world", session, "--json")
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    notes = [line for line in proc.stderr.splitlines() if "s.json.kv" in line]
+    assert len(notes) == 1 and "the chat is read again" in notes[0], proc.stderr
+    assert time.monotonic() - start < 30
+    assert len(_messages(session)) == 2
+
+
+def test_r2_14_temp_files_of_a_killed_cache_write_are_swept(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    session = tmp_path / "s.json"
+    assert _ask(tiny_gguf, "hello", session).returncode == 0
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".s.json.kv.{dead.pid}.tmp"
+    stale.write_bytes(b"AIROCHAT-KV")
+    proc = _ask(tiny_gguf, "again", session)
+    assert proc.returncode == 0 and f"removed {stale.name}" in proc.stderr, proc.stderr
+    assert not stale.exists()

@@ -39,7 +39,7 @@ def os_error_reason(exc: OSError) -> str:
 def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
     """Write all of `text` or nothing: a crash mid-save leaves the previous file intact. The
     directory must exist (a mistyped path is not silently created)."""
-    path = path.expanduser()
+    path = through_links(path.expanduser())
     if not path.parent.is_dir():
         raise StorageError(f"cannot save {path}: no such directory {path.parent}")
     tmp = _temp_name(path)
@@ -61,6 +61,12 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
     except BaseException:
         discard_temp(tmp)
         raise
+
+
+def through_links(path: Path) -> Path:
+    """Where a write to `path` must land: a symlink's target (the rename would otherwise
+    replace the link with a file and the target would never see the change)."""
+    return path.resolve() if path.is_symlink() else path
 
 
 def discard_temp(tmp: Path) -> None:

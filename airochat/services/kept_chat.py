@@ -29,12 +29,14 @@ class KeptChat:
         self.cache_max_bytes = cache_max_bytes  # None: the model's cache is not kept
         self._kept: SavedChat | None = None  # what the store holds, to write only on change
         self._failed = ""  # the save error said last, to say it once
+        self._fresh: SavedChat | None = None  # a new chat as it opened (its settings)
 
     def resume(self, given: Mapping[str, object]) -> list[str]:
         """Continue the chat the store keeps, if any; the options in `given` (typed on the
         command line) win over its settings."""
         saved = self.store.load() if self.store is not None else None
         if self.store is None or saved is None:
+            self._fresh = self.chat.saved()  # a new chat: written once anything changes
             return []
         notes = [f"resumed {len(saved.turns)} exchange(s) from {self.store.name}"]
         notes += self.chat.restore(saved, self.store.name)
@@ -52,7 +54,9 @@ class KeptChat:
         if self.store is None:
             return
         saved = self.chat.saved()
-        if saved == self._kept or (self._kept is None and not self.chat.started):
+        fresh = self._fresh if self._fresh is not None else saved
+        unchanged = self._kept is None and not self.chat.started and saved == fresh
+        if saved == self._kept or unchanged:
             return
         self.store.save(saved)
         self._kept = saved

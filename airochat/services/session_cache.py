@@ -51,7 +51,11 @@ def load(chat: Chat, path: Path) -> str | None:
     shared = _shared_prefix(saved.tokens, chat_tokens)
     if shared == 0:
         return f"ignored {path.name}: it holds another chat; the chat is read again"
-    if not engine.restore_cache(saved.tokens, saved.state):
+    try:
+        restored = engine.restore_cache(saved.tokens, saved.state)
+    except (ValueError, OverflowError, MemoryError):
+        restored = False
+    if not restored:
         return f"ignored {path.name}: llama.cpp refused it; the chat is read again"
     return f"loaded the model's cache ({shared} of {len(chat_tokens)} tokens)"
 

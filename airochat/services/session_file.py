@@ -10,7 +10,12 @@ from pathlib import Path
 
 from airochat.adapters.kv_file import kv_path
 from airochat.adapters.session_lock import SessionLock
-from airochat.adapters.storage import atomic_write_text, read_json, remove_stale_temps
+from airochat.adapters.storage import (
+    atomic_write_text,
+    read_json,
+    remove_stale_temps,
+    through_links,
+)
 from airochat.domain.transcript import SavedChat, SessionFileError, parse
 from airochat.services.chat import Chat
 
@@ -50,13 +55,15 @@ class SessionFile:
     """A chat kept in one JSON file, locked for one process at a time."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
+        # A symlinked session is the file it points at: read, written and locked there.
+        self.path = through_links(path.expanduser())
         self.name = str(path)
-        self._lock = SessionLock(path)
+        self._lock = SessionLock(self.path)
 
     def open(self, wait_s: float) -> list[str]:
         self._lock.acquire(wait_s)
         stale = remove_stale_temps(self.path.parent, self.path.name)
+        stale += remove_stale_temps(self.path.parent, kv_path(self.path).name)
         return [f"removed {p.name}, left by an interrupted save" for p in stale]
 
     def load(self) -> SavedChat | None:
