@@ -52,3 +52,10 @@ def complete(url: str, prompt: Sequence[int], n: int, stop: Sequence[str] = ()) 
         "draft_n": int(timings.get("draft_n", 0)),
         "draft_accepted": int(timings.get("draft_n_accepted", 0)),
     }
+
+
+def started_server_flags(mode: str) -> tuple[str, ...]:
+    """What a llama-server started by airochat gets beyond the loading flags: a full-size
+    sliding-window cache (Gemma 3: without it the server cannot reuse its cache and re-reads
+    every previous reply; no effect on other models) and its speculation for the mode."""
+    return ("--swa-full", *flags_for_mode(mode))

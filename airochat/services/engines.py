@@ -14,6 +14,7 @@ from airochat.adapters.llama_server import LlamaServerEngine
 from airochat.adapters.openai_server import OpenAIEngine
 from airochat.adapters.server_http import ServerError, client, request
 from airochat.adapters.server_process import ServerFlags, ServerProcess, find_binary
+from airochat.adapters.speculative_server import started_server_flags
 from airochat.domain.engine import Engine
 from airochat.domain.engine_spec import RunningServer, StartedServer
 from airochat.domain.templates import DEFAULT_TEMPLATE, template_for_model_name
@@ -111,6 +112,14 @@ def template_for_server(model: str | None, served: str) -> tuple[str, str]:
     return DEFAULT_TEMPLATE, "the default (no catalog entry or airoboros name)"
 
 
+def server_note(extra: tuple[str, ...]) -> str:
+    """What `info` and the chat's first lines say about how the server was started."""
+    spec = extra[extra.index("--spec-type") + 1] if "--spec-type" in extra else "none"
+    return (
+        f"llama-server with --swa-full (later turns read only their new tokens), --spec-type {spec}"
+    )
+
+
 def start_llama_server(spec: StartedServer, req: ChatRequest) -> Connected:
     """Plan as for the in-process engine, then run llama-server with that plan."""
     settings = req.settings
@@ -128,7 +137,7 @@ def start_llama_server(spec: StartedServer, req: ChatRequest) -> Connected:
         rope_freq_base=settings.rope_freq_base,
         kv_type=plan.kv_type,
         rpc=spec.workers,
-        extra=("--verbose",) if req.verbose else (),
+        extra=(*started_server_flags(settings.speculate), *(("--verbose",) if req.verbose else ())),
     )
     process = ServerProcess(binary, flags, req.verbose)
     try:
@@ -148,7 +157,7 @@ def start_llama_server(spec: StartedServer, req: ChatRequest) -> Connected:
         template_name=plan.template.value,
         texts=texts,
         where=f"llama-server (started here, {plan.threads} threads{workers})",
-        notes=list(plan.notes),
+        notes=[*plan.notes, server_note(flags.extra)],
         kv_type=plan.kv_type,
         closers=[process.stop],
     )
