@@ -23,7 +23,7 @@ whatever the last batch left beyond them, so the next turn's prefix match sees a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airochat.domain.lookup_draft import DraftLength, DraftPlanner, LookupDrafter, SpecCounts
@@ -49,7 +49,7 @@ class LookupSpeculator:
 
     def generate(
         self, llm: Llama, prompt: Sequence[int], sampler_args: dict[str, Any], budget: int
-    ) -> Iterator[int]:
+    ) -> Generator[int, Any, None]:
         """Tokens of the reply to `prompt`, as `llm.generate(prompt, **sampler_args)` would
         yield them; `budget` bounds how far ahead drafts reach."""
         import llama_cpp

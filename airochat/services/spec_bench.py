@@ -189,12 +189,7 @@ def server_runs(
     rows = []
     for spec_type in SERVER_SPEC_TYPES:
         progress(f"llama-server --spec-type {spec_type}")
-        flags = ServerFlags(
-            model=engine.options.path,
-            ctx=engine.n_ctx,
-            threads=engine.options.n_threads,
-            extra=spec_flags(spec_type),
-        )
+        flags = ServerFlags(engine.options, extra=spec_flags(spec_type))
         process = ServerProcess(binary, flags)
         try:
             process.wait_ready(120.0, progress)
