@@ -80,6 +80,8 @@ def test_ask_json(tiny_gguf: Path) -> None:
         "prompt_eval_tokens",
         "completion_tokens",
         "ttft_s",
+        "draft_tokens",
+        "draft_accepted",
         "tokens_per_s",
         "finish_reason",
     }

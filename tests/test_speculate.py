@@ -222,3 +222,28 @@ def test_ask_json_and_config_report_drafts(looping_gguf: Path, tmp_path: Path) -
     assert bad.returncode != 0
     assert "off, lookup, auto or draft:MODEL, not 'fast'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_a_started_llama_server_reuses_its_cache_on_gemma(demo_gguf: Path) -> None:
+    """Gemma 3 has sliding-window attention: without --swa-full the server re-read each
+    previous reply (41 prompt tokens on turn 2 against 13 in process). Counted by the server."""
+    from dataclasses import replace
+
+    from airochat.domain.config import Settings
+    from airochat.domain.engine_spec import StartedServer
+    from airochat.services.launch import ChatRequest, open_chat
+    from tests import llama_tools
+
+    binary = llama_tools.build() / "llama-server"
+    settings = replace(Settings(), ctx=2048, speculate="lookup", sampling=GREEDY)
+    ready = open_chat(ChatRequest(StartedServer(str(demo_gguf), str(binary), ()), settings))
+    try:
+        assert any("--swa-full" in n and "ngram-simple" in n for n in ready.notes), ready.notes
+        chat = ready.chat
+        play(chat, ["Name a colour."])
+        new_turn = chat.conversation.begin_turn("And another one?", ready.engine)
+        second = play(chat, ["And another one?"])[0]
+    finally:
+        ready.close()
+    assert 0 < second.prompt_eval_tokens <= len(new_turn.prompt_tokens) + 2, second

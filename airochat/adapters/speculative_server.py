@@ -14,19 +14,19 @@ import httpx
 SERVER_LOOKUP = "ngram-simple"
 
 
-def spec_flags(spec_type: str, draft_max: int = 16) -> tuple[str, ...]:
-    """llama-server's flags for one of its --spec-type values ("none": plain decoding)."""
-    if spec_type == "none":
-        return ()
-    return ("--spec-type", spec_type, "--spec-draft-n-max", str(draft_max))
+def spec_flags(spec_type: str) -> tuple[str, ...]:
+    """llama-server's flags for one of its n-gram --spec-type values, with its own defaults
+    for the lengths ("none": plain decoding)."""
+    return () if spec_type == "none" else ("--spec-type", spec_type)
 
 
-def flags_for_mode(mode: str) -> tuple[str, ...]:
-    """The llama-server flags for a --speculate mode (draft:MODEL adds the model itself)."""
+def flags_for_mode(mode: str, draft_model: str = "", draft_max: int = 16) -> tuple[str, ...]:
+    """The llama-server flags for a --speculate mode (draft:MODEL: its resolved file)."""
     if mode in ("lookup", "auto"):
         return spec_flags(SERVER_LOOKUP)
-    if mode.startswith("draft:"):
-        return ("--spec-type", "draft", "--spec-draft-n-max", "16")
+    if mode.startswith("draft:") and draft_model:
+        return ("--spec-type", "draft-simple", "-md", draft_model,
+                "--spec-draft-n-max", str(draft_max))  # fmt: skip
     return ()
 
 
@@ -52,3 +52,10 @@ def complete(url: str, prompt: Sequence[int], n: int, stop: Sequence[str] = ()) 
         "draft_n": int(timings.get("draft_n", 0)),
         "draft_accepted": int(timings.get("draft_n_accepted", 0)),
     }
+
+
+def started_server_flags(mode: str) -> tuple[str, ...]:
+    """What a llama-server started by airochat gets beyond the loading flags: a full-size
+    sliding-window cache (Gemma 3: without it the server cannot reuse its cache and re-reads
+    every previous reply; no effect on other models) and its speculation for the mode."""
+    return ("--swa-full", *flags_for_mode(mode))

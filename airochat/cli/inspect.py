@@ -77,8 +77,9 @@ def bench(
         try:
             for line in ready.notes:
                 note(line)
+            server = opts.where.llama_server or settings.llama_server or None
             if scenario is not None:
-                return _scenarios(ready, scenario, reply_tokens, settings, as_json, plot)
+                return _scenarios(ready, scenario, reply_tokens, server, as_json, plot)
             result = run_bench(
                 ready.chat,
                 turns,
@@ -93,7 +94,12 @@ def bench(
 
 
 def _scenarios(
-    ready: Any, scenario: str, reply_tokens: int, settings: Any, as_json: bool, plot: Path | None
+    ready: Any,
+    scenario: str,
+    reply_tokens: int,
+    server: str | None,
+    as_json: bool,
+    plot: Path | None,
 ) -> None:
     """bench --scenario: each --speculate mode on the scenario's prompts (services/spec_bench)."""
     from airochat.adapters.server_process import ServerStartError, find_binary
@@ -102,7 +108,7 @@ def _scenarios(
 
     names = scenario_names(scenario)
     try:
-        binary: str | None = find_binary(settings.llama_server or None)
+        binary: str | None = find_binary(server)
     except ServerStartError:
         binary = None
         note("no llama-server found (--llama-server PATH): its --spec-type runs are left out")

@@ -162,7 +162,7 @@ class DraftPlanner:
         for k in range(1, min(available, self.k_max) + 1):
             expected = (1 - p ** (k + 1)) / (1 - p)
             rate = expected / self.seconds(k + 1)
-            if rate > best * 1.02:  # a margin: measurement noise should not tip it
+            if rate > best * 1.15:  # a margin: noise and optimism should not tip it
                 best_k, best = k, rate
         return best_k
 

@@ -22,6 +22,7 @@ from airochat.adapters.server_http import (
     sniff,
 )
 from airochat.adapters.server_process import ServerFlags, ServerProcess, find_binary
+from airochat.adapters.speculative_server import started_server_flags
 from airochat.domain.config import Settings
 from airochat.domain.engine import BenchProbes, Engine
 from airochat.domain.engine_spec import EngineSpec, LocalEngine, RunningServer, StartedServer
@@ -204,6 +205,14 @@ def template_for_server(model: str | None, served: str) -> tuple[str, str]:
     return DEFAULT_TEMPLATE, "the default (no catalog entry or airoboros name)"
 
 
+def server_note(extra: tuple[str, ...]) -> str:
+    """What the chat's first lines say about how the server was started."""
+    spec = extra[extra.index("--spec-type") + 1] if "--spec-type" in extra else "none"
+    return (
+        f"llama-server with --swa-full (later turns read only their new tokens), --spec-type {spec}"
+    )
+
+
 def _started(spec: StartedServer, how: Opening) -> Connected:
     """Plan as for the in-process engine, then run llama-server with that plan."""
     settings = how.settings
@@ -211,7 +220,11 @@ def _started(spec: StartedServer, how: Opening) -> Connected:
         raise UsageError("name a MODEL for llama-server to load")
     binary = find_binary(spec.binary or settings.llama_server or None)
     plan = loader.plan(settings, spec.model, how.fetch)
-    flags = ServerFlags(loader.load_options(plan, settings, plan.ctx, how.verbose), spec.workers)
+    flags = ServerFlags(
+        loader.load_options(plan, settings, plan.ctx, how.verbose),
+        spec.workers,
+        started_server_flags(settings.speculate),
+    )
     process = ServerProcess(binary, flags, how.verbose)
     try:
         process.wait_ready(START_TIMEOUT_S, how.progress)
@@ -230,7 +243,7 @@ def _started(spec: StartedServer, how: Opening) -> Connected:
         template_name=plan.template.value,
         texts=texts,
         where=f"llama-server (started here, {plan.threads} threads{workers})",
-        notes=list(plan.notes),
+        notes=[*plan.notes, server_note(flags.extra)],
         kv_type=plan.kv_type,
         closers=[process.stop],
         probes=engine,
