@@ -138,10 +138,28 @@ def ask(
         bool, _option("--print-prompt", "print the exact prompt and exit")
     ] = False,
     as_json: Annotated[bool, _option("--json", "one JSON object on stdout")] = False,
+    plan: Annotated[
+        str | None, _option("--plan", "reWOO: the model plans, airochat runs the tools", "QUESTION")
+    ] = None,
+    tools: Annotated[
+        Path | None, _option("--tools", "tools.yaml for --plan (built-ins always there)", "FILE")
+    ] = None,
+    dry_run: Annotated[
+        bool, _option("--dry-run", "with --plan: show the parsed plan, run nothing")
+    ] = False,
+    max_steps: Annotated[
+        int, _option("--max-steps", "with --plan: the most steps a plan may have", "N")
+    ] = 10,
 ) -> None:
     """Answer one message and exit: for scripts and pipes. With --server, one argument is the
     message."""
     with errors_to_exit(opts.debug) as cancel:
+        if plan is not None:
+            from airochat.cli.plan import PlanArgs, ask_plan
+
+            args = PlanArgs(model, plan, tools, dry_run, max_steps, print_prompt, as_json, prompt)
+            ask_plan(opts, args, cancel)
+            return
         from airochat.cli.ask_io import answer, read_stdin
         from airochat.services.launch import open_chat
         from airochat.services.messages import MessageSpec, build_message
