@@ -175,6 +175,7 @@ def ask(
             plain=plain,
             functions=functions,
             allow_empty=opts.scene is not None,  # a scene's opening is a first turn of its own
+            yes=opts.yes,
         )
         text = build_message(spec)
         request = chat_request(

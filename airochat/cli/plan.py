@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from airochat.domain.rewoo import Plan, Step
     from airochat.domain.tools_file import ToolsFile
     from airochat.services.kept_chat import KeptChat
+    from airochat.services.calls import CallRun
     from airochat.services.plans import Answer, PlanRun, StepResult, Tool
 
 
@@ -200,3 +201,22 @@ def show_run(run: PlanRun, as_json: bool) -> None:
     if run.failed:
         which = ", ".join(f":evidence{s.evidence_id}: ({s.tool})" for s in run.failed)
         raise AirochatError(f"{len(run.failed)} of {len(run.steps)} step(s) failed: {which}")
+
+
+def run_function(
+    call: dict[str, Any], functions: dict[str, Any], yes: bool, show: bool
+) -> CallRun | None:
+    """`ask --functions`: the chosen function's command, run after a yes; its output on
+    stdout (unless --json, which carries it)."""
+    from airochat.services.calls import run_call
+    from airochat.services.plans import Consent
+
+    ran = run_call(call, functions, Consent(ask_terminal if sys.stdin.isatty() else None, yes))
+    if ran is not None and show:
+        if ran.output is not None:
+            sys.stdout.write(safe(ran.output))
+            if ran.output and not ran.output.endswith("\n"):
+                sys.stdout.write("\n")
+        if ran.truncated:
+            note("the output was cut at 1 MiB")
+    return ran
