@@ -189,3 +189,22 @@ def test_tools_file_errors_are_one_line(tmp_path: Path) -> None:
     spec = load_tools_file(f)
     assert spec.search == "searxng" and spec.rename == {"DuckDuckGo": "WebSearch"}
     assert spec.commands[0] == CommandSpec("Echo", "says it", ("echo", "{input}"), 2.0)
+
+
+MCP_SERVER = str(Path(__file__).with_name("mcp_notes_server.py"))
+
+
+def test_mcp_server_tools_are_listed_and_called_over_stdio() -> None:
+    pytest.importorskip("mcp")
+    from airochat.domain.tools_file import McpSpec
+    from airochat.services.plan_tools import mcp_server_tools
+
+    tools = {t.name: t for t in mcp_server_tools(McpSpec("Notes", (sys.executable, MCP_SERVER), 30))}
+    assert set(tools) == {"read_note", "broken"}
+    assert tools["read_note"].description == "Reads the note with this name."
+    assert tools["read_note"].reaches == "mcp"
+    assert "The Wild Iris" in tools["read_note"].run(_call("nobel"))
+    with pytest.raises(ToolError, match="broken: "):  # the server says it failed
+        tools["broken"].run(_call("x"))
+    with pytest.raises(ToolError, match="Notes: .*MCP server /no/such"):
+        mcp_server_tools(McpSpec("Notes", ("/no/such/server",), 10))

@@ -87,11 +87,13 @@ def fetch_page(url: str, allow_private: bool, client: httpx.Client | None = None
     try:
         for _ in range(MAX_REDIRECTS + 1):
             response = _request(http, url, allow_private, deadline)
-            with response:
+            try:
                 if response.is_redirect and "location" in response.headers:
                     url = urljoin(url, response.headers["location"])
                     continue
                 return _read_page(response, url, deadline)
+            finally:
+                response.close()
         raise WebError(f"{url}: more than {MAX_REDIRECTS} redirects")
     except httpx.TimeoutException:
         raise WebError(f"{url}: no answer within {PAGE_TIMEOUT_S:g} s") from None
@@ -102,7 +104,9 @@ def fetch_page(url: str, allow_private: bool, client: httpx.Client | None = None
             http.close()
 
 
-def _request(http: httpx.Client, url: str, allow_private: bool, deadline: float) -> Any:
+def _request(
+    http: httpx.Client, url: str, allow_private: bool, deadline: float
+) -> httpx.Response:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebError(f"{url[:200]!r}: only http and https URLs are fetched")

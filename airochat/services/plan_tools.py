@@ -1,13 +1,13 @@
-"""The plan's tools that reach outside: search, the scraper, links, user commands (MCP's are
-in services/plan_mcp.py). Each is a `Tool` whose failures are `ToolError`s."""
+"""The plan's tools: the card's built-ins, the user's commands, an MCP server's tools. Each
+is a `Tool` whose failures are `ToolError`s."""
 
 from __future__ import annotations
 
 import shlex
 
-from airochat.adapters import command_tool, web_tools
+from airochat.adapters import command_tool, mcp_tools, web_tools
 from airochat.domain.rewoo import CARD_TOOLS
-from airochat.domain.tools_file import CommandSpec, ToolsFile
+from airochat.domain.tools_file import NAME, CommandSpec, McpSpec, ToolsFile
 from airochat.services.plans import Ask, Call, Tool, ToolError, knowledge_tool
 
 
@@ -26,7 +26,34 @@ def build_tools(spec: ToolsFile, ask_model: Ask) -> dict[str, Tool]:
         tools[name] = Tool(name, tool.description, tool.run, tool.reaches, tool.shows)
     for command in spec.commands:
         tools[command.name] = user_command_tool(command)
+    for server in spec.mcp:
+        for tool in mcp_server_tools(server):
+            if tool.name.lower() in {t.lower() for t in tools}:
+                raise ToolError(f"MCP server {server.name}: a tool named {tool.name} exists already")
+            tools[tool.name] = tool
     return tools
+
+
+def mcp_server_tools(server: McpSpec) -> list[Tool]:
+    """The server's tools, listed once (the server started and stopped for it)."""
+    try:
+        listed = mcp_tools.list_tools(server.argv, server.timeout_s)
+    except mcp_tools.McpError as exc:
+        raise ToolError(f"{server.name}: {exc}") from None
+    return [_mcp_tool(server, t) for t in listed if NAME.match(t.name)]
+
+
+def _mcp_tool(server: McpSpec, tool: mcp_tools.McpTool) -> Tool:
+    def run(call: Call) -> str:
+        try:
+            return mcp_tools.call_tool(server.argv, server.timeout_s, tool, call.text)
+        except mcp_tools.McpError as exc:
+            raise ToolError(str(exc)) from None
+
+    def shows(call: Call) -> str:
+        return f"call {tool.name} on the MCP server {server.name} ({shlex.join(server.argv)})"
+
+    return Tool(tool.name, tool.description, run, "mcp", shows)
 
 
 def search_tool(spec: ToolsFile) -> Tool:

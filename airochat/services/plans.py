@@ -193,7 +193,7 @@ def _run_step(tool: Tool, call: Call, result: StepResult, max_evidence: int) -> 
         text = tool.run(call)
     except PlanStopped:
         raise
-    except (AirochatError, ToolError) as exc:
+    except AirochatError as exc:  # ToolError among them
         result.error = " ".join(str(exc).split()) or type(exc).__name__
         text = f"(no evidence: {result.error})"
     result.seconds = time.monotonic() - start
@@ -205,8 +205,9 @@ def _run_step(tool: Tool, call: Call, result: StepResult, max_evidence: int) -> 
     result.evidence = text
 
 
-class ToolError(Exception):
-    """A tool could not give its evidence; the message is the error the user sees."""
+class ToolError(AirochatError):
+    """A tool could not give its evidence (or a tools file's tools could not be had); the
+    message is the error the user sees."""
 
 
 # -- the tools ---------------------------------------------------------------------------------
