@@ -3,6 +3,7 @@ and pages that misbehave (redirect loops, a binary type, a page too big, one tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -34,10 +35,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        try:
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client stopped reading (a page past its limit)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.wfile.write(body)  # the client may stop reading (a page past its limit)
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)

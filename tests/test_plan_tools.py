@@ -94,9 +94,8 @@ def test_the_scraper_reads_real_html_from_an_allowed_loopback_server() -> None:
     ],
 )
 def test_pages_that_are_refused(path: str, said: str) -> None:
-    with plan_server() as server:
-        with pytest.raises(web_tools.WebError, match=said):
-            web_tools.fetch_page(f"http://127.0.0.1:{server.server_port}{path}", allow_private=True)
+    with plan_server() as server, pytest.raises(web_tools.WebError, match=said):
+        web_tools.fetch_page(f"http://127.0.0.1:{server.server_port}{path}", allow_private=True)
 
 
 def test_a_page_past_2_mib_is_cut() -> None:
@@ -206,5 +205,5 @@ def test_mcp_server_tools_are_listed_and_called_over_stdio() -> None:
     assert "The Wild Iris" in tools["read_note"].run(_call("nobel"))
     with pytest.raises(ToolError, match="broken: "):  # the server says it failed
         tools["broken"].run(_call("x"))
-    with pytest.raises(ToolError, match="Notes: .*MCP server /no/such"):
+    with pytest.raises(ToolError, match=r"Notes: .*MCP server /no/such"):
         mcp_server_tools(McpSpec("Notes", ("/no/such/server",), 10))

@@ -145,7 +145,7 @@ def test_a_hanging_tool_times_out_and_a_flood_is_capped(tmp_path: Path) -> None:
     assert hang["evidence"].startswith("(no evidence: ")
     assert flood["error"] is None and flood["truncated"] is True
     assert flood["chars"] > 1_000_000
-    assert flood["evidence"].endswith("[evidence cut at 8000 of %d characters]" % flood["chars"])
+    assert flood["evidence"].endswith(f"[evidence cut at 8000 of {flood['chars']} characters]")
     assert "1 of 2 step(s) failed: :evidence0: (Echo)" in err
 
 

@@ -9,6 +9,7 @@ past its timeout is killed with its whole process group. No command outlives the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -123,7 +124,5 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     except (ProcessLookupError, PermissionError):
         if proc.poll() is None:
             proc.kill()
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(5)
-    except subprocess.TimeoutExpired:
-        pass

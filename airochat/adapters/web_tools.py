@@ -196,7 +196,7 @@ def search_searxng(search_url: str, query: str) -> str:
 def search_ddgs(query: str) -> str:
     """DuckDuckGo and friends through the maintained `ddgs` package."""
     try:
-        from ddgs import DDGS
+        from ddgs import DDGS  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         raise MissingPackage(
             "search: ddgs needs the ddgs package: pip install 'airochat[web]'"

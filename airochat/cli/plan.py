@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from airochat.domain.cancel import CancelToken
     from airochat.domain.rewoo import Plan, Step
     from airochat.domain.tools_file import ToolsFile
-    from airochat.services.kept_chat import KeptChat
     from airochat.services.calls import CallRun
+    from airochat.services.kept_chat import KeptChat
     from airochat.services.plans import Answer, PlanRun, StepResult, Tool
 
 

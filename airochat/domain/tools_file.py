@@ -137,11 +137,12 @@ def _tools(items: Any, path: Path) -> tuple[list[CommandSpec], list[McpSpec]]:
             raise InputFileError(f"{where} should be a mapping with a name")
         name = item["name"]
         if not NAME.match(name):
-            raise InputFileError(f"{where}: {name!r} is not a usable tool name (letters, digits, _)")
+            raise InputFileError(f"{where}: {name!r} is not a usable tool name (letters, digits)")
         if ("command" in item) == ("mcp" in item):
             raise InputFileError(f"{where} ({name}) needs exactly one of command: or mcp:")
         if "mcp" in item:
-            servers.append(McpSpec(name, _argv(item["mcp"], f"{where}: mcp"), _timeout(item, where)))
+            argv = _argv(item["mcp"], f"{where}: mcp")
+            servers.append(McpSpec(name, argv, _timeout(item, where)))
             continue
         description = item.get("description")
         if not isinstance(description, str) or not description.strip():

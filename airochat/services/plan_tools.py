@@ -29,7 +29,7 @@ def build_tools(spec: ToolsFile, ask_model: Ask) -> dict[str, Tool]:
     for server in spec.mcp:
         for tool in mcp_server_tools(server):
             if tool.name.lower() in {t.lower() for t in tools}:
-                raise ToolError(f"MCP server {server.name}: a tool named {tool.name} exists already")
+                raise ToolError(f"MCP server {server.name}: a tool {tool.name} exists already")
             tools[tool.name] = tool
     return tools
 
@@ -130,7 +130,8 @@ def user_command_tool(spec: CommandSpec) -> Tool:
             out = command_tool.run_command(argv(call), call.text, spec.timeout_s)
         except command_tool.CommandFailed as exc:
             raise ToolError(str(exc)) from None
-        cut = f"\n[output cut at {command_tool.MAX_OUTPUT_BYTES >> 20} MiB]" if out.truncated else ""
+        cap = command_tool.MAX_OUTPUT_BYTES >> 20
+        cut = f"\n[output cut at {cap} MiB]" if out.truncated else ""
         return out.text + cut
 
     return Tool(spec.name, spec.description, run, "command", lambda c: "run " + shlex.join(argv(c)))
