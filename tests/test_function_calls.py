@@ -73,7 +73,7 @@ def test_the_command_is_never_shown_to_the_model(tmp_path: Path) -> None:
 def test_without_yes_or_a_terminal_the_call_is_refused(tmp_path: Path) -> None:
     model, functions = _setup(tmp_path)
     rec = tmp_path / "rec.jsonl"
-    code, out, err = _ask(model, functions, rec)
+    code, _, err = _ask(model, functions, rec)
     assert code == 2
     assert "give --yes" in err and not rec.exists()
 

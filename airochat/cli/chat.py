@@ -5,6 +5,7 @@ and hands it to the REPL or to one answer."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -50,6 +51,7 @@ def run(
         bool, _option("--plain-output", "replies as plain text, not markdown")
     ] = False,
     no_stats: Annotated[bool, _option("--no-stats", "no stats line per reply")] = False,
+    tools: Annotated[Path | None, _option("--tools", "tools.yaml for /plan", "FILE")] = None,
 ) -> None:
     """Chat interactively. Enter sends, Alt+Enter adds a line, /help lists commands."""
     with errors_to_exit(opts.debug) as cancel:
@@ -63,6 +65,8 @@ def run(
 
         history = False if no_history else None
         settings = chat_settings(opts, history)
+        if tools is not None:
+            settings = replace(settings, tools=str(tools))
         remote = server_url(opts.where, settings)
         name = model or (None if remote else settings.model)
         request = chat_request(opts, settings, name, cancel, interactive=True, history=history)
@@ -101,7 +105,7 @@ def _repl(
     for line in ready.notes:
         io.notice(line)
     io.notice(ready.header() + " · /help for commands, Ctrl-D to leave")
-    Repl(ready.kept, io, stats).run()
+    Repl(ready.kept, io, stats, settings.tools).run()
 
 
 @with_options(ChatOptions)

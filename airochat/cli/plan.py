@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-import unicodedata
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -47,12 +46,9 @@ class PlanArgs:
 
 
 def safe(text: str, limit: int = 0) -> str:
-    """Text from a model, a page or a tool as the terminal may show it: control characters
-    (escape sequences) written out, never sent; cut to `limit` characters when given."""
-    out = "".join(
-        c if c in "\n\t" or unicodedata.category(c) != "Cc" else repr(c)[1:-1] for c in text
-    )
-    return out if not limit or len(out) <= limit else out[: limit - 1] + "…"
+    from airochat.domain.rewoo import printable
+
+    return printable(text, limit)
 
 
 def load_tools(path: Path | None) -> ToolsFile:
@@ -74,7 +70,7 @@ def ask_plan(opts: ChatOptions, args: PlanArgs, cancel: CancelToken) -> None:
     model = None if args.model == "-" else args.model
     if model is None and not server_url(opts.where, settings):
         raise UsageError("name a MODEL (or give --server URL)")
-    spec = load_tools(args.tools)
+    spec = load_tools(args.tools or (Path(settings.tools).expanduser() if settings.tools else None))
     request = chat_request(
         opts, settings, model, cancel, interactive=False, tokenizer_only=args.print_prompt
     )

@@ -63,6 +63,7 @@ class Settings:
     show_stats: bool = True
     session_cache: bool = True
     session_cache_max_mb: int = 2048
+    tools: str = ""  # tools.yaml for reWOO plans (ask --plan, /plan); "" = the built-ins only
     sampling: Sampling = field(default_factory=Sampling)
 
     def validate(self) -> None:

@@ -11,6 +11,7 @@ and then nothing runs.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -100,6 +101,15 @@ _STEP = re.compile(
     re.IGNORECASE,
 )
 _ANSWER = re.compile(r"^\s*(?:final\s+)?answer\s*:\s*(.*?)\s*$", re.IGNORECASE)
+
+
+def printable(text: str, limit: int = 0) -> str:
+    """Text from a model, a page or a tool as a terminal may show it: control characters
+    (escape sequences) written out, never sent; cut to `limit` characters when given."""
+    out = "".join(
+        c if c in "\n\t" or unicodedata.category(c) != "Cc" else repr(c)[1:-1] for c in text
+    )
+    return out if not limit or len(out) <= limit else out[: limit - 1] + "…"
 
 
 def references(text: str) -> list[int]:

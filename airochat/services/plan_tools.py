@@ -132,7 +132,7 @@ def user_command_tool(spec: CommandSpec) -> Tool:
             raise ToolError(str(exc)) from None
         cap = command_tool.MAX_OUTPUT_BYTES >> 20
         cut = f"\n[output cut at {cap} MiB]" if out.truncated else ""
-        return out.text + cut
+        return out.text.rstrip("\n") + cut
 
     return Tool(spec.name, spec.description, run, "command", lambda c: "run " + shlex.join(argv(c)))
 
