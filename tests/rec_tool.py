@@ -21,6 +21,8 @@ def main() -> None:
         chunk = "x" * (1 << 20)
         for _ in range(100):
             sys.stdout.write(chunk)
+    elif mode == "esc":  # a terminal title, colour and a bell
+        print("\x1b]0;owned\x07\x1b[31mRED\x1b[0m \x9b2J")
     elif mode == "fail":
         print("it went wrong", file=sys.stderr)
         sys.exit(3)

@@ -184,3 +184,36 @@ def test_max_steps_and_other_usage_errors(tmp_path: Path) -> None:
     bad.write_text("tools: 3")
     code, _, err = _ask(model, bad, rec)
     assert code == 1 and "tools should be a list" in err
+
+
+def test_mcp_tools_from_the_tools_file_run_in_a_plan(tmp_path: Path) -> None:
+    pytest.importorskip("mcp")
+    server = str(Path(__file__).with_name("mcp_notes_server.py"))
+    extra = f"  - name: Notes\n    mcp: [{sys.executable!r}, {server!r}]\n"
+    rec = tmp_path / "rec.jsonl"
+    model = _model(tmp_path, "Plan: read the note\n:evidence0: = read_note[nobel]\nAnswer: :evidence0:")
+    proc = run_cli(
+        "ask", str(model), "--plan", "q?", "--tools", str(_tools(tmp_path, 9, extra=extra)),
+        "--print-prompt",
+    )
+    assert "read_note[input]: Reads the note with this name." in proc.stdout
+    code, out, err = _ask(model, _tools(tmp_path, 9, extra=extra), rec, "--yes")
+    assert code == 0, err
+    assert out == "Louise Glück, Nobel Prize in Literature 2020. Famous for The Wild Iris.\n"
+
+
+def test_tool_output_never_reaches_the_terminal_as_control_sequences(tmp_path: Path) -> None:
+    rec = tmp_path / "rec.jsonl"
+    model = _model(tmp_path, ":evidence0: = Echo[esc]\nAnswer: :evidence0:")
+    code, out, err = _ask(model, _tools(tmp_path, 9), rec, "--yes")
+    assert code == 0, err
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+    assert out == "\\x1b]0;owned\\x07\\x1b[31mRED\\x1b[0m \\x9b2J\n"
+
+
+def test_a_planning_prompt_that_cannot_fit_is_refused_with_the_reason(tmp_path: Path) -> None:
+    rec = tmp_path / "rec.jsonl"
+    model = _model(tmp_path, ":evidence0: = Echo[a]\nAnswer: :evidence0:")
+    code, out, err = _ask(model, _tools(tmp_path, 9), rec, "--yes", "--ctx", "128")
+    assert code == 1 and "the context holds 128" in err
+    assert out == "" and not rec.exists()
