@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from airochat.domain.config import Sampling
+from airochat.domain.engine import Capabilities, Dropped
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
 from airochat.domain.stops import ReplyText
 from airochat.domain.templates import BOS, EOS, Special
@@ -73,11 +74,15 @@ class ScriptedEngine:
 
     can_shift: bool = True
 
-    def drop_cached(self, start: int, end: int) -> bool:
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(can_shift=self.can_shift)
+
+    def drop_cached(self, start: int, end: int) -> Dropped:
         if not self.can_shift or not 0 <= start < end <= len(self.cached):
-            return False
+            return Dropped.NOT_HELD
         self.cached = self.cached[:start] + self.cached[end:]
-        return True
+        return Dropped.SHIFTED
 
     def request_stop(self) -> None:
         self._stop = True

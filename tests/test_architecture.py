@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PKG = Path(__file__).resolve().parent.parent / "airochat"
 MAX_CLI_FUNCTION_LINES = 40
 SIGNAL_MODULES = {"adapters/process_signals.py", "entry.py"}
@@ -58,31 +56,12 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-# The one cycle left, between the two halves of engine building: base-engines' issue 20 point 3
-# (one open_engine(spec)) removes it. Until then it is the only cycle allowed.
-KNOWN_CYCLE = ("airochat.services.launch", "airochat.services.engines")
-
-
 def import_graph() -> dict[str, set[str]]:
     graph = {mod: imported(path) - {mod} for mod, path in MODULES.items()}
     assert len(graph) > 80  # the whole package was read
     return graph
 
 
-def test_no_import_cycle_but_the_known_one() -> None:
-    graph = import_graph()
-    a, b = KNOWN_CYCLE
-    graph[a].discard(b)
-    graph[b].discard(a)
-    cycle = find_cycle(graph)
-    assert cycle is None, " -> ".join(cycle or [])
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="services.launch <-> services.engines: base-engines replaces both with one "
-    "open_engine(spec) (issue 20 point 3); then this passes, and the mark goes",
-)
 def test_no_import_cycle_anywhere() -> None:
     cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle or [])

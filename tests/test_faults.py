@@ -346,3 +346,281 @@ def test_11_sigterm_sighup_mid_reply_save_and_exit(
         assert leftovers(tmp_path) == []
     finally:
         s.close()
+
+
+# -- round two (issue 22): nothing lost ----------------------------------------------------------
+
+
+def _saved_session(path: Path, turns: int, message: str = "hello world", **extra: object) -> None:
+    """A session of `turns` exchanges on the tiny model (reply ids left for a resume to
+    tokenize from the text)."""
+    data = {
+        "schema": "airochat-session",
+        "version": 2,
+        "model": "tiny-llama.gguf",
+        "template": "airoboros",
+        "system": "S.",
+        "history": True,
+        "sampling": {"temperature": 0.0, "max_tokens": 4},
+        "turns": [
+            {
+                "message": f"{message} {i}",
+                "reply": "a chat",
+                "reply_tokens": [],
+                "finish_reason": "length",
+            }
+            for i in range(turns)
+        ],
+        **extra,
+    }
+    path.write_text(json.dumps(data))
+
+
+def _messages(path: Path) -> list[str]:
+    return [t["message"] for t in json.loads(path.read_text())["turns"]]
+
+
+def test_r2_1_ask_session_never_shortens_the_saved_chat(tiny_gguf: Path, tmp_path: Path) -> None:
+    session = tmp_path / "s.json"
+    _saved_session(session, 2000)
+    before = _messages(session)
+    args = ("--ctx", "256", "--max-tokens", "4", "--threads", "1", "--session", str(session))
+    for word in ("next", "and", "more"):
+        proc = run_cli("ask", str(tiny_gguf), word, *args)
+        assert proc.returncode == 0, proc.stderr
+    saved = json.loads(session.read_text())
+    assert _messages(session) == [*before, "next", "and", "more"]  # every turn kept
+    assert 0 < saved["window"] < len(saved["turns"])  # only the model's window slid
+
+
+def test_r2_1_the_repl_keeps_every_turn_past_the_context(tiny_gguf: Path, tmp_path: Path) -> None:
+    session = tmp_path / "s.json"
+    s = Screen(
+        str(tiny_gguf), *BASE, "--ctx", "128", "--max-tokens", "4", "--session", str(session)
+    )
+    try:
+        s.child.expect_exact(">>>")
+        sent = [f"hello world number {i} of a chat" for i in range(14)]
+        for message in sent:
+            turn(s, message)
+        assert "context full" in s.text()
+        s.child.send("/undo\r")
+        s.child.expect_exact(">>>")
+        turn(s, "last one")
+    finally:
+        s.close()
+    assert _messages(session) == [*sent[:-1], "last one"]
+
+
+def test_r2_2_lying_token_ids_never_make_a_session_unloadable(tmp_path: Path) -> None:
+    from tests.lying_openai import LyingOpenAI
+
+    server = LyingOpenAI(pieces=["Hi", " there"], ids=[-3, -1]).start()
+    session = tmp_path / "s.json"
+    try:
+        args = ("--server", server.url, "--server-kind", "openai", "--session", str(session))
+        for word in ("hello", "again", "third"):
+            proc = run_cli("ask", "liar", word, *args, "--max-tokens", "8")
+            assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    finally:
+        server.stop()
+    saved = json.loads(session.read_text())
+    assert [t["message"] for t in saved["turns"]] == ["hello", "again", "third"]
+    assert all(i >= 0 for t in saved["turns"] for i in t["reply_tokens"])
+
+
+def test_r2_2_a_saved_negative_id_is_repaired_on_resume(tiny_gguf: Path, tmp_path: Path) -> None:
+    session = tmp_path / "s.json"
+    _saved_session(session, 2)
+    data = json.loads(session.read_text())
+    data["turns"][0]["reply_tokens"] = [-1, 5, "x"]
+    session.write_text(json.dumps(data))
+    proc = run_cli("ask", str(tiny_gguf), "next", *GREEDY_ARGS, "--session", str(session))
+    assert proc.returncode == 0, proc.stderr
+    assert "tokenized again from their text" in proc.stderr
+    assert all(i >= 0 for t in json.loads(session.read_text())["turns"] for i in t["reply_tokens"])
+
+
+GREEDY_ARGS = ("--temperature", "0", "--max-tokens", "2", "--threads", "1")
+
+
+def test_r2_3_lone_surrogates_from_a_server_reply_are_kept_as_text(tmp_path: Path) -> None:
+    from tests.lying_openai import LyingOpenAI
+
+    server = LyingOpenAI(pieces=["bad \udc80 text"], ids=[40]).start()
+    session = tmp_path / "s.json"
+    try:
+        args = ("--server", server.url, "--server-kind", "openai", "--session", str(session))
+        for word in ("hello", "again"):
+            proc = run_cli("ask", "liar", word, *args, "--max-tokens", "8")
+            assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    finally:
+        server.stop()
+    replies = [t["reply"] for t in json.loads(session.read_text(encoding="utf-8"))["turns"]]
+    assert replies == ["bad \ufffd text"] * 2
+
+
+def test_r2_3_the_repl_survives_surrogates_and_binary_input(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    session, bad = tmp_path / "s.json", tmp_path / "bad.json"
+    _saved_session(bad, 1)
+    bad.write_text(bad.read_text().replace("hello world 0", "hello \\udc80"))
+    s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "3", "--session", str(session))
+    try:
+        s.child.expect_exact(">>>")
+        turn(s, "first")
+        command(s, f"/load {bad}", "not valid Unicode")
+        os.write(s.child.child_fd, b"pasted \xff\xfe bytes\r")
+        s.child.expect("not UTF-8 text")
+        s.child.expect_exact(">>>")
+        turn(s, "still here")
+    finally:
+        s.close()
+    assert _messages(session) == ["first", "still here"]
+
+
+def test_r2_4_a_big_loaded_chat_answers_soon(tiny_gguf: Path, tmp_path: Path) -> None:
+    """3,000 exchanges of 4 KB (12 MB): /load then a message. The fit re-tokenized the first
+    turn for every candidate cut (quadratic: minutes); now it counts and checks one."""
+    big = tmp_path / "big.json"
+    _saved_session(big, 3000, message="hello world " * 340)
+    s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "3", "--ctx", "2048")
+    try:
+        s.child.expect_exact(">>>")
+        start = time.monotonic()
+        command(s, f"/load {big}", "Loaded 3000 exchange")
+        turn(s, "and now?")
+        assert time.monotonic() - start < 30
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.4, 0.8])
+def test_r2_4_ctrl_c_during_a_load_returns_to_the_prompt(
+    tiny_gguf: Path, tmp_path: Path, delay: float
+) -> None:
+    big, session = tmp_path / "big.json", tmp_path / "s.json"
+    _saved_session(big, 3000, message="hello world " * 340)
+    s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "3", "--session", str(session))
+    try:
+        s.child.expect_exact(">>>")
+        turn(s, "mine")
+        s.child.send(f"/load {big}\r")
+        time.sleep(delay)
+        s.child.sendintr()
+        s.child.expect(["stopped; the chat is kept", "Loaded 3000"])
+        s.child.expect_exact(">>>")
+        turn(s, "after")
+        assert s.child.isalive()
+    finally:
+        s.close()
+    messages = _messages(session)
+    assert messages[-1] == "after" and (messages[0] == "mine" or len(messages) == 3001)
+
+
+# -- round two: split quants (items 5 and 9) ------------------------------------------------------
+
+
+def _thirds(data: bytes) -> list[bytes]:
+    cut = len(data) // 3 + 5
+    return [data[:cut], data[cut : 2 * cut], data[2 * cut :]]
+
+
+SPLIT = "airo/split-GGUF"
+
+
+@pytest.mark.parametrize(
+    ("files", "says"),
+    [
+        ({"m.Q6_K.gguf-split-a": 0}, "only one part is listed"),
+        ({"a/m.Q6_K.gguf-split-a": 0, "b/m.Q6_K.gguf-split-b": 1}, "different files"),
+        ({"m.Q6_K.gguf.part1of3": 0, "m.Q6_K.gguf.part3of3": 2}, "part 2 is missing"),
+        ({"m.Q6_K.gguf.part1of3": 0, "m.Q6_K.gguf.part2of3": 1}, "the names say 3 parts"),
+    ],
+    ids=["only-split-a", "two-folders", "a-gap", "two-of-three"],
+)
+def test_r2_5_an_incomplete_split_is_refused_before_any_download(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path, files: dict[str, int], says: str
+) -> None:
+    server, env = hub
+    parts = _thirds(tiny_gguf.read_bytes())
+    server.state.repos[SPLIT] = Repo(files={name: parts[i] for name, i in files.items()})
+    proc = run_cli("pull", f"{SPLIT}:Q6_K", env=env)
+    assert proc.returncode == 1 and says in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not [r for r in server.state.requests if r[0] == "GET" and "/resolve/" in r[1]]
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["a-b-of-a-b-c", "two-quants-mixed"])
+def test_r2_5_parts_that_do_not_make_the_model_are_never_called_verified(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path, mixed: bool
+) -> None:
+    server, env = hub
+    model = tiny_gguf.read_bytes()
+    if mixed:  # the second half of another quant, 64 bytes longer
+        other = model + b"\0" * 64
+        files = {"m.Q6_K.gguf-split-a": model[:1000], "m.Q6_K.gguf-split-b": other[1000:]}
+    else:  # a three-part file listed as two
+        a, b, _ = _thirds(model)
+        files = {"m.Q6_K.gguf-split-a": a, "m.Q6_K.gguf-split-b": b}
+    server.state.repos[SPLIT] = Repo(files=files)
+    for _ in range(2):  # and again: no "already here, verified"
+        proc = run_cli("pull", f"{SPLIT}:Q6_K", env=env)
+        assert proc.returncode == 1 and "do not make a whole model" in proc.stderr, proc.stderr
+        assert "already here" not in proc.stderr
+    snaps = Path(env["HF_HOME"]) / "hub" / "models--airo--split-GGUF" / "snapshots"
+    names = sorted(p.name for p in snaps.rglob("*") if p.is_file())
+    assert names == sorted(files)  # the parts kept, nothing joined
+
+
+@pytest.mark.parametrize("size", [-5, -1e18, 2**62], ids=["minus-5", "minus-1e18", "2^62"])
+def test_r2_5_an_impossible_listed_size_is_refused(
+    hub: tuple[HubServer, dict[str, str]], size: float
+) -> None:
+    server, env = hub
+    server.state.repos[REPO].listed_size = {"tiny-airoboros-7b.Q4_K_M.gguf": size}  # type: ignore[dict-item]
+    proc = run_cli("pull", f"{REPO}:Q4_K_M", env=env)
+    assert proc.returncode == 1 and "impossible size" in proc.stderr, proc.stderr
+    assert "downloaded" not in proc.stdout + proc.stderr
+
+
+def test_r2_9_absurd_part_counts_are_refused_up_front(
+    hub: tuple[HubServer, dict[str, str]],
+) -> None:
+    server, env = hub
+    server.state.repos[SPLIT] = Repo(
+        files={f"m.Q6_K.gguf.part{i + 1}of10000": b"x" for i in range(10000)}
+    )
+    start = time.monotonic()
+    proc = run_cli("pull", f"{SPLIT}:Q6_K", env=env)
+    assert proc.returncode == 1 and "10000 parts listed" in proc.stderr, proc.stderr
+    assert time.monotonic() - start < 30
+    assert not [r for r in server.state.requests if r[0] == "GET" and "/resolve/" in r[1]]
+
+
+def test_r2_9_many_parts_join_with_few_open_files(
+    hub: tuple[HubServer, dict[str, str]], tiny_gguf: Path
+) -> None:
+    import resource
+
+    server, env = hub
+    model = tiny_gguf.read_bytes()
+    n, step = 120, len(model) // 120 + 1
+    server.state.repos[SPLIT] = Repo(
+        files={f"m.Q6_K.gguf.part{i + 1}of{n}": model[i * step : (i + 1) * step] for i in range(n)}
+    )
+
+    def few_files() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    proc = subprocess.run(
+        [airochat_exe(), "pull", f"{SPLIT}:Q6_K"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        preexec_fn=few_files,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert Path(proc.stdout.strip()).read_bytes() == model

@@ -309,3 +309,18 @@ def check_loadable(header: GGUFHeader) -> None:
                 f"{name}: the {role} token id {tok} is outside the vocabulary "
                 f"(0..{n_vocab - 1}); the file is damaged"
             )
+
+
+def whole_file_problem(path: Path) -> str | None:
+    """Why a file joined from parts is not one whole GGUF model (a part missing, one of
+    another file, one too many), or None: its header parses, every tensor lies inside it,
+    and nothing follows the last one but alignment padding."""
+    try:
+        header = read_header(path)
+    except ModelLoadError as exc:
+        return str(exc).split(": ", 1)[-1].replace("; re-download it (airochat pull)", "")
+    end = max((header.data_offset + t.offset + t.nbytes for t in header.tensors), default=0)
+    align = header.metadata.get("general.alignment", 32)
+    if isinstance(align, int) and header.file_size - end >= max(align, 32):
+        return f"{header.file_size - end} bytes follow the last tensor"
+    return None

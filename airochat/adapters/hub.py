@@ -52,6 +52,9 @@ def _stderr_note(message: str) -> None:
 NOTE: Callable[[str], None] = _stderr_note
 
 
+MAX_FILE_BYTES = 1 << 50  # 1 PiB: no model file is near it; a listed size past it is a lie
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     path: str
@@ -200,8 +203,12 @@ def list_files(repo: str, suffixes: tuple[str, ...] = (".gguf",)) -> list[Remote
         if not _safe_name(path):
             NOTE(f"{repo}: skipped the file name {path!r} (not a plain path)")
             continue
+        size = entry.size
+        if type(size) is not int or not 0 <= size <= MAX_FILE_BYTES:
+            NOTE(f"{repo}: skipped {path}: the Hub lists an impossible size ({size!r})")
+            continue
         lfs = getattr(entry, "lfs", None)
-        out.append(RemoteFile(path, int(entry.size), lfs.sha256 if lfs else None))
+        out.append(RemoteFile(path, size, lfs.sha256 if lfs else None))
     return out
 
 
@@ -499,19 +506,22 @@ def cached_parts(repo: str) -> list[Path]:
 
 
 def remove(paths: list[Path]) -> int:
-    """Delete cached files (snapshot links and blobs no other snapshot uses); bytes freed."""
-    freed = 0
+    """Delete cached files (snapshot links and blobs no other snapshot uses); bytes freed.
+    Linear: the links go first, then each repo's snapshots are walked once for what is
+    still used."""
+    blobs: dict[Path, set[Path]] = {}  # repo root -> the blobs of the removed links
     for link in paths:
         blob = link.resolve()
         _joined_sha(link).unlink(missing_ok=True)
         link.unlink(missing_ok=True)
-        root = blob.parent.parent
-        still_used = any(
-            p.is_symlink() and p.resolve() == blob for p in (root / "snapshots").rglob("*")
-        )
-        if blob.exists() and not still_used:
-            freed += blob.stat().st_size
-            blob.unlink()
+        blobs.setdefault(blob.parent.parent, set()).add(blob)
+    freed = 0
+    for root, gone in blobs.items():
+        used = {p.resolve() for p in (root / "snapshots").rglob("*") if p.is_symlink()}
+        for blob in gone - used:
+            if blob.exists():
+                freed += blob.stat().st_size
+                blob.unlink()
     return freed
 
 

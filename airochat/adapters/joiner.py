@@ -10,7 +10,7 @@ import hashlib
 import os
 import shutil
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -78,13 +78,13 @@ def join_bytes(parts: list[Path], target: Path, progress: Progress | None = None
     total = sum(p.stat().st_size for p in parts)
     _check_space(target.parent, total, f"join {target.name}")
 
+    def opened() -> Iterator[IO[bytes]]:  # one part open at a time, whatever their number
+        for part in parts:
+            with part.open("rb") as fh:
+                yield fh
+
     def write(out: BinaryIO) -> str:
-        files = [p.open("rb") for p in parts]
-        try:
-            return _copy(files, out, total, progress)
-        finally:
-            for fh in files:
-                fh.close()
+        return _copy(opened(), out, total, progress)
 
     return _into(target, write)
 

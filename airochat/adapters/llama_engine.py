@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any, cast
 from airochat.adapters import llama_log
 from airochat.adapters.reply_clock import ReplyClock
 from airochat.domain.config import Sampling
+from airochat.domain.engine import Capabilities, Dropped
 from airochat.domain.events import Done, EngineEvent, FinishReason, TextChunk
+from airochat.domain.load_options import LoadOptions
 from airochat.domain.stops import ReplyText
 from airochat.domain.templates import Special
 from airochat.errors import AirochatError, ContextOverflowError, LoadInterrupted, ModelLoadError
@@ -36,22 +38,6 @@ class ContextAllocError(ModelLoadError):
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    path: Path
-    n_ctx: int
-    n_threads: int
-    n_gpu_layers: int = 0
-    seed: int = -1
-    rope_freq_scale: float = 0.0  # 0: take it from the model
-    rope_freq_base: float = 0.0
-    use_mmap: bool = True
-    use_mlock: bool = False
-    verbose: bool = False
-    vocab_only: bool = False  # tokenizer only: for --print-prompt
-    kv_type: str = "f16"  # f16, q8_0 or q4_0 for both K and V
 
 
 class LlamaEngine:
@@ -115,6 +101,10 @@ class LlamaEngine:
 
     def close(self) -> None:
         self._llm.close()
+
+    @property
+    def threads(self) -> int:
+        return self.options.n_threads
 
     @property
     def llama(self) -> Llama:
@@ -205,10 +195,6 @@ class LlamaEngine:
         return min(int(self._llm.n_ctx()), len(self._llm.input_ids))
 
     @property
-    def n_ctx_train(self) -> int:
-        return int(self._llm._model.n_ctx_train())
-
-    @property
     def n_vocab(self) -> int:
         return int(self._lib.llama_vocab_n_tokens(self._vocab))
 
@@ -227,9 +213,6 @@ class LlamaEngine:
     @property
     def bos_id(self) -> int:
         return int(self._llm.token_bos())
-
-    def metadata(self) -> dict[str, str]:
-        return dict(self._llm.metadata)
 
     # -- tokens ----------------------------------------------------------------------------------
 
@@ -288,27 +271,32 @@ class LlamaEngine:
     # -- the KV cache ---------------------------------------------------------------------------
 
     @property
-    def can_shift(self) -> bool:
+    def capabilities(self) -> Capabilities:
+        return Capabilities(can_shift=self._can_shift(), keeps_cache=True, exact_token_ids=True)
+
+    def _can_shift(self) -> bool:
         """Whether llama.cpp can move cached positions (not for some recurrent models)."""
+        if self._ctx is None:  # the tokenizer alone (--print-prompt)
+            return False
         mem = self._lib.llama_get_memory(self._ctx)
         return bool(mem) and bool(self._lib.llama_memory_can_shift(mem))
 
-    def drop_cached(self, start: int, end: int) -> bool:
+    def drop_cached(self, start: int, end: int) -> Dropped:
         """Forget cached positions [start, end) and shift the later cells back by end - start
         (llama.cpp re-rotates their keys), keeping llama-cpp-python's record of the cached
         tokens in step so its prefix match sees the shifted cache."""
         llm = self._llm
         cached = llm.n_tokens
-        if not 0 <= start < end <= cached or not self.can_shift:
-            return False
+        if not 0 <= start < end <= cached or not self._can_shift():
+            return Dropped.NOT_HELD
         mem = self._lib.llama_get_memory(self._ctx)
         if not self._lib.llama_memory_seq_rm(mem, 0, start, end):
-            return False
+            return Dropped.NOT_HELD
         self._lib.llama_memory_seq_add(mem, 0, end, -1, start - end)
         kept = llm.input_ids[end:cached].copy()
         llm.input_ids[start : start + len(kept)] = kept
         llm.n_tokens = cached - (end - start)
-        return True
+        return Dropped.SHIFTED
 
     def cache_fingerprint(self) -> dict[str, Any]:
         """What a saved cache must match to be loaded into this context."""

@@ -72,10 +72,11 @@ def command_signals(cancel: CancelToken) -> Iterator[None]:
 
 def child_of_airochat() -> None:
     """In a child, before exec: Ctrl-C is ours to handle, not the child's, and the kernel
-    sends the child SIGTERM when airochat dies (Linux)."""
+    kills the child when airochat dies (Linux). SIGKILL, not SIGTERM: a child that ignores
+    SIGTERM would outlive an airochat killed outright (a graceful end stops it first)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -3,7 +3,9 @@ port, with the flags airochat would use in-process, stopped on every exit path.
 
 No orphans: the child is stopped by `stop()` (called from `finally` blocks on Ctrl-D, errors,
 SIGTERM and SIGHUP), by an atexit hook, and -- should airochat itself be killed outright -- by
-the kernel, which sends it SIGTERM when its parent dies (PR_SET_PDEATHSIG).
+the kernel, which sends it SIGKILL when its parent dies (PR_SET_PDEATHSIG; SIGKILL because a
+server that ignores SIGTERM would otherwise outlive us). Its log lives in airochat's cache
+directory, removed when the server ends well, kept and named when it fails.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from airochat.adapters.locations import cache_dir
 from airochat.adapters.machine import cpu_has_amx
 from airochat.adapters.process_signals import child_of_airochat
+from airochat.domain.load_options import LoadOptions
 from airochat.errors import AirochatError
 
 HOW_TO_GET = (
@@ -37,32 +41,36 @@ class ServerStartError(AirochatError):
 
 @dataclass(frozen=True)
 class ServerFlags:
-    """What the in-process engine would use, as llama-server flags."""
+    """The in-process engine's `LoadOptions`, as llama-server flags (one translation of the
+    settings for both engines), plus what only a server has: RPC workers and extra flags."""
 
-    model: Path
-    ctx: int
-    threads: int
-    gpu_layers: int = 0
-    rope_freq_scale: float = 0.0
-    rope_freq_base: float = 0.0
-    kv_type: str = "f16"
+    load: LoadOptions
     rpc: tuple[str, ...] = ()
     extra: tuple[str, ...] = field(default_factory=tuple)
 
     def argv(self, binary: str, port: int) -> list[str]:
-        args = [binary, "--model", str(self.model), "--host", "127.0.0.1", "--port", str(port)]
-        args += ["--ctx-size", str(self.ctx), "--threads", str(self.threads)]
-        args += ["--n-gpu-layers", str(self.gpu_layers), "--parallel", "1", "--no-webui"]
-        if self.rope_freq_scale:
-            args += ["--rope-freq-scale", repr(self.rope_freq_scale)]
-        if self.rope_freq_base:
-            args += ["--rope-freq-base", repr(self.rope_freq_base)]
-        if self.kv_type != "f16":
-            args += ["-ctk", self.kv_type, "-ctv", self.kv_type, "--flash-attn", "on"]
+        o = self.load
+        args = [binary, "--model", str(o.path), "--host", "127.0.0.1", "--port", str(port)]
+        args += ["--ctx-size", str(o.n_ctx), "--threads", str(o.n_threads)]
+        # Over RPC every layer goes to the workers; llama.cpp spreads them by their memory.
+        layers = 999 if self.rpc else o.n_gpu_layers
+        args += ["--n-gpu-layers", str(layers), "--parallel", "1", "--no-webui"]
+        if o.rope_freq_scale:
+            args += ["--rope-freq-scale", repr(o.rope_freq_scale)]
+        if o.rope_freq_base:
+            args += ["--rope-freq-base", repr(o.rope_freq_base)]
+        if o.kv_type != "f16":
+            args += ["-ctk", o.kv_type, "-ctv", o.kv_type, "--flash-attn", "on"]
+        if not o.use_mmap:
+            args += ["--no-mmap"]
+        if o.use_mlock:
+            args += ["--mlock"]
         if self.rpc:
             args += ["--rpc", ",".join(self.rpc)]
         if cpu_has_amx():  # ggml's AMX matmul crashes llama-server too (llama_engine.py)
             args += ["--no-repack"]
+        if o.verbose:
+            args += ["--verbose"]
         return [*args, *self.extra]
 
 
@@ -91,8 +99,10 @@ class ServerProcess:
         self._shown = 0
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = Path(tempfile.mkstemp(prefix="airochat-llama-server-", suffix=".log")[1])
+        self.log = _log_file()
         self.argv = flags.argv(binary, self.port)
+        self.failed = False  # did not start: its log is kept
+        self._told = False
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -111,7 +121,10 @@ class ServerProcess:
         said = 0.0
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerStartError(f"llama-server did not start: {self.last_log_line()}")
+                self.failed = True
+                raise ServerStartError(
+                    f"llama-server did not start: {self.last_log_line()} (its log: {self.log})"
+                )
             try:
                 if httpx.get(f"{self.url}/health", timeout=2.0).status_code == 200:
                     self.show_log()
@@ -122,8 +135,11 @@ class ServerProcess:
                 progress(f"llama-server is loading the model ... ({self.last_log_line()[:60]})")
                 said = time.monotonic()
             time.sleep(0.1)
+        self.failed = True
         self.stop()
-        raise ServerStartError(f"llama-server was not ready in {timeout_s:.0f} s")
+        raise ServerStartError(
+            f"llama-server was not ready in {timeout_s:.0f} s (its log: {self.log})"
+        )
 
     def show_log(self) -> None:
         """With --verbose: what llama-server wrote since last shown, on stderr."""
@@ -145,8 +161,10 @@ class ServerProcess:
         return (useful or [ln for ln in lines if ln] or ["(no output)"])[-1][:300]
 
     def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after 5 s); safe to call more than once."""
-        if self.proc.poll() is None:
+        """Stop the server (SIGTERM, then SIGKILL after 5 s); safe to call more than once. Its
+        log is removed when it ended well, kept (and named on stderr) when it failed."""
+        ended_itself = self.proc.poll() is not None
+        if not ended_itself:
             self.proc.terminate()
             try:
                 self.proc.wait(5)
@@ -154,4 +172,25 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.show_log()
+        crashed = ended_itself and self.proc.returncode != 0
+        if self.failed or crashed:
+            if crashed and not self.failed and self.log.exists() and not self._told:
+                os.write(
+                    2, f"airochat: llama-server ended by itself; its log: {self.log}\n".encode()
+                )
+            self._told = True
+            return
         self.log.unlink(missing_ok=True)
+
+
+def _log_file() -> Path:
+    """A new log file in airochat's cache directory (the temp directory if that is not
+    writable)."""
+    try:
+        folder = cache_dir() / "llama-server"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="llama-server-", suffix=".log", dir=folder)
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix="airochat-llama-server-", suffix=".log")
+    os.close(fd)
+    return Path(name)

@@ -55,6 +55,9 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o600) -> None:
     except OSError as exc:
         discard_temp(tmp)
         raise StorageError(f"cannot save {path}: {os_error_reason(exc)}") from None
+    except UnicodeEncodeError:
+        discard_temp(tmp)
+        raise StorageError(f"cannot save {path}: text that is not valid Unicode") from None
     except BaseException:
         discard_temp(tmp)
         raise

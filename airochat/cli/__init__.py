@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from airochat import __version__
-from airochat.cli import chat, convert, hub, inspect, scene
+from airochat.cli import chat, chats, convert, hub, inspect, scene
 from airochat.cli.help import Group
 from airochat.errors import ExitCode
 
@@ -49,6 +49,7 @@ def _main(
 for group in (chat, hub, inspect, convert):
     group.register(app)
 app.add_typer(scene.scene_app, name="scene")
+app.add_typer(chats.chats_app, name="chats")
 
 
 def main() -> None:

@@ -14,7 +14,13 @@ import typer
 from airochat.cli.edge import errors_to_exit, note
 from airochat.cli.help import AskCommand, command
 from airochat.cli.options import ChatOptions, ModelArg, with_options
-from airochat.cli.request import chat_request, chat_settings, server_url
+from airochat.cli.request import (
+    chat_request,
+    chat_settings,
+    keeping_note,
+    resumed_chat,
+    server_url,
+)
 from airochat.errors import UsageError
 
 if TYPE_CHECKING:
@@ -68,11 +74,19 @@ def run(
         if tools is not None:
             settings = replace(settings, tools=str(tools))
         remote = server_url(opts.where, settings)
-        name = model or (None if remote else settings.model)
-        request = chat_request(opts, settings, name, cancel, interactive=True, history=history)
+        resumed = resumed_chat(opts, model)
+        name = (
+            model
+            or (resumed.model_ref if resumed else None)
+            or (None if remote else settings.model)
+        )
+        request = chat_request(
+            opts, settings, name, cancel, interactive=True, history=history, resumed=resumed
+        )
         console = make_console()
         console.print(f"[dim]Loading {name or remote} ...[/dim]", highlight=False)
         ready = open_chat(request)
+        ready.notes += [n for n in [keeping_note(opts, settings)] if n]
         try:
             markdown = settings.markdown and not plain_output
             keep_input = settings.input_history and not no_input_history
@@ -169,7 +183,10 @@ def ask(
         from airochat.services.messages import MessageSpec, build_message
 
         settings = chat_settings(opts)
-        model, prompt = _positionals(model, prompt, server_url(opts.where, settings))
+        resuming = opts.resume_latest or opts.chat_id is not None
+        model, prompt = _positionals(model, prompt, server_url(opts.where, settings), resuming)
+        resumed = resumed_chat(opts, model)
+        model = model or (resumed.model_ref if resumed else None)
         spec = MessageSpec(
             prompt=prompt,
             stdin=read_stdin(),
@@ -183,8 +200,9 @@ def ask(
         )
         text = build_message(spec)
         request = chat_request(
-            opts, settings, model, cancel, interactive=False, tokenizer_only=print_prompt
-        )
+            opts, settings, model, cancel, interactive=False, tokenizer_only=print_prompt,
+            resumed=resumed,
+        )  # fmt: skip
         ready = open_chat(request)
         try:
             for line in ready.notes:
@@ -195,14 +213,15 @@ def ask(
 
 
 def _positionals(
-    model: str | None, prompt: str | None, server: str | None
+    model: str | None, prompt: str | None, server: str | None, resuming: bool = False
 ) -> tuple[str | None, str | None]:
     """(MODEL, PROMPT) from what was typed. With a server, one argument is the message (the
-    server's model answers); MODEL `-` also leaves the choice to the server."""
+    server's model answers); MODEL `-` also leaves the choice to the server. Resuming a kept
+    chat (-c, --chat), one argument is the message too (the chat's model answers)."""
     if model == "-":
         return None, prompt
-    if server and model is not None and prompt is None:
+    if (server or resuming) and model is not None and prompt is None:
         return None, model
-    if model is None and not server:
+    if model is None and not server and not resuming:
         raise UsageError("name a MODEL (or give --server URL)")
     return model, prompt

@@ -74,6 +74,7 @@ def bench(
                 reply_tokens,
                 plot=plot is not None,
                 progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
+                probes=ready.probes,
             ).to_dict()
         finally:
             ready.close()

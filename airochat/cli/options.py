@@ -133,6 +133,21 @@ SessionOpt = Annotated[
         "--session", help="load this chat file if present; save after each turn", metavar="FILE"
     ),
 ]
+ContinueOpt = Annotated[
+    bool,
+    typer.Option(
+        "--continue", "-c", help="continue the latest kept chat (of MODEL, if named)", metavar=""
+    ),
+]
+ChatIdOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--chat", help="continue kept chat ID (`airochat chats` lists them)", metavar="ID"
+    ),
+]
+IncognitoOpt = Annotated[
+    bool, typer.Option("--incognito", help="keep this chat out of the chat library", metavar="")
+]
 
 
 # -- the shared options, grouped -------------------------------------------------------------
@@ -191,6 +206,9 @@ class ChatOptions:
     system: SystemOpt = None
     max_tokens: MaxTokensOpt = None
     session: SessionOpt = None
+    resume_latest: ContinueOpt = False
+    chat_id: ChatIdOpt = None
+    incognito: IncognitoOpt = False
     no_session_cache: NoSessionCacheOpt = False
     scene: SceneOpt = None
     yes: YesOpt = False

@@ -4,6 +4,7 @@ here and nowhere else), and the chat request."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airochat.cli.edge import make_fetch, note, settings_from
@@ -12,6 +13,7 @@ from airochat.errors import UsageError
 
 if TYPE_CHECKING:
     from airochat.domain.cancel import CancelToken
+    from airochat.domain.chat_library import ChatSummary
     from airochat.domain.config import Settings
     from airochat.domain.engine_spec import EngineSpec
     from airochat.services.chat_store import ChatStore
@@ -68,12 +70,59 @@ def engine_spec(
     return LocalEngine(model)
 
 
-def chat_store(opts: ChatOptions) -> ChatStore | None:
+def chat_store(
+    opts: ChatOptions, settings: Settings, model: str | None, resumed: ChatSummary | None = None
+) -> ChatStore | None:
     """Where the chat is kept between processes: the session file named with --session, else
-    nowhere (the place a chat library, --continue or --incognito decides)."""
+    the chat library (the chat `resumed` names, else a new one), unless --incognito or
+    `keep_chats = false` keep it nowhere."""
+    from airochat.services import library
     from airochat.services.session_file import SessionFile
 
-    return SessionFile(opts.session) if opts.session is not None else None
+    if opts.session is not None:
+        return SessionFile(opts.session)
+    resuming = opts.resume_latest or opts.chat_id is not None
+    if opts.incognito or not (settings.keep_chats or resuming):
+        return None
+    ref = model or (resumed.model_ref if resumed is not None else "")
+    if ref and Path(ref).expanduser().is_file():  # what -c loads again, from any folder
+        ref = str(Path(ref).expanduser().resolve())
+    return library.LibraryStore(
+        library.db_path(),
+        resumed.id if resumed is not None else None,
+        ref,
+        settings.chat_cache_max_mb << 20,
+        required=resumed is not None,
+    )
+
+
+def resumed_chat(opts: ChatOptions, model: str | None) -> ChatSummary | None:
+    """The kept chat -c/--continue (the latest, of MODEL if named) or --chat ID names; None
+    for a new chat (-c with none kept yet says so)."""
+    resuming = opts.resume_latest or opts.chat_id is not None
+    if not resuming:
+        return None
+    if opts.session is not None or opts.incognito:
+        flag = "--session" if opts.session is not None else "--incognito"
+        raise UsageError(f"-c/--continue and --chat resume a kept chat; they do not go with {flag}")
+    from airochat.services import library
+
+    found = library.find_chat(library.db_path(), opts.chat_id, model)
+    if found is None:
+        of = f" of {model}" if model else ""
+        note(f"no kept chat{of} to continue: a new one starts")
+    return found
+
+
+def keeping_note(opts: ChatOptions, settings: Settings) -> str | None:
+    """The banner's word on a chat that is not kept."""
+    if opts.session is not None:
+        return None
+    if opts.incognito:
+        return "incognito: this chat is not kept (not in the chat library, no session file)"
+    if not settings.keep_chats and opts.chat_id is None and not opts.resume_latest:
+        return "this chat is not kept (keep_chats = false in config.toml)"
+    return None
 
 
 def typed_settings(opts: ChatOptions, history: bool | None = None) -> dict[str, object]:
@@ -97,6 +146,7 @@ def chat_request(
     interactive: bool,
     history: bool | None = None,
     tokenizer_only: bool = False,
+    resumed: ChatSummary | None = None,
 ) -> ChatRequest:
     """The request for a chat (run, ask): its engine, where it is kept, what it starts with."""
     from airochat.services.launch import ChatRequest
@@ -107,7 +157,7 @@ def chat_request(
         settings=settings,
         system=opts.system,
         scene=load_scene_file(opts.scene) if opts.scene is not None else None,
-        store=chat_store(opts),
+        store=chat_store(opts, settings, model, resumed),
         verbose=opts.verbose,
         fetch=None if tokenizer_only else make_fetch(settings, opts.yes, interactive),
         tokenizer_only=tokenizer_only,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (a dependency there)
+    import tomli as tomllib
 
 from airochat.errors import ConfigError
 
@@ -63,6 +67,8 @@ class Settings:
     show_stats: bool = True
     session_cache: bool = True
     session_cache_max_mb: int = 2048
+    keep_chats: bool = True  # every chat in the chat library (`airochat chats`)
+    chat_cache_max_mb: int = 4096  # the library chats' KV caches, all together
     tools: str = ""  # tools.yaml for reWOO plans (ask --plan, /plan); "" = the built-ins only
     sampling: Sampling = field(default_factory=Sampling)
 
@@ -78,8 +84,8 @@ class Settings:
             raise ConfigError(f"kv_type is one of {', '.join(KV_TYPES)}, not {self.kv_type!r}")
         if self.engine not in ("local", "llama-server"):
             raise ConfigError(f"engine is local or llama-server, not {self.engine!r}")
-        if self.session_cache_max_mb < 0:
-            raise ConfigError("session_cache_max_mb must be >= 0")
+        if self.session_cache_max_mb < 0 or self.chat_cache_max_mb < 0:
+            raise ConfigError("session_cache_max_mb and chat_cache_max_mb must be >= 0")
         g = self.gpu_layers.strip().lower()
         if not (g in ("auto", "all") or g.isdigit()):
             raise ConfigError(f"gpu_layers takes a number, auto or all, not {self.gpu_layers!r}")

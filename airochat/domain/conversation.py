@@ -9,7 +9,7 @@ llama.cpp reuse its KV cache instead of re-reading the chat.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from airochat.domain.templates import Segment, Template, Tokenizer, encode, render
 
@@ -47,6 +47,10 @@ class Turn:
 
     def tokens(self) -> list[int]:
         return [*self.prompt_tokens, *self.reply_tokens, *self.end_tokens]
+
+    def size(self) -> int:
+        """len(self.tokens()), without building the list."""
+        return len(self.prompt_tokens) + len(self.reply_tokens) + len(self.end_tokens)
 
     def text(self) -> str:
         return (
@@ -86,6 +90,9 @@ class Conversation:
     system: str
     history: bool = True
     turns: list[Turn] = field(default_factory=list)
+    # The exchanges slid out of the model's window (oldest first): no longer read by the
+    # model, still part of the chat (saved, undone). Their prompt tokens are not kept.
+    earlier: list[Turn] = field(default_factory=list)
 
     def _context_turns(self) -> list[Turn]:
         if self.history:
@@ -163,11 +170,17 @@ class Conversation:
             turn.end_tokens = encode(turn.end, tokenizer)
 
     def drop_oldest(self, count: int, tokenizer: Tokenizer) -> list[Turn]:
-        """Forget the oldest `count` exchanges; the next one now opens the chat (system prompt
-        and all)."""
-        dropped, self.turns = self.turns[:count], self.turns[count:]
-        if self.turns:
-            self._reopen(self.turns[0], True, tokenizer)
+        """Slide the oldest `count` exchanges out of the model's window (into `earlier`: the
+        chat keeps them); the next one now opens the chat (system prompt and all). The new
+        state is built first and put in place at once, so an interrupt leaves the old one."""
+        dropped, rest = self.turns[:count], self.turns[count:]
+        if rest:
+            first = rest[0]
+            fresh = self.begin_turn(first.message, tokenizer, first.reply_prefix, True)
+            rest[0] = replace(
+                first, prompt=fresh.prompt, prompt_tokens=fresh.prompt_tokens, head=fresh.head
+            )
+        self.earlier, self.turns = [*self.earlier, *dropped], rest
         return dropped
 
     def extend_last_reply(self, text: str, tokens: list[int]) -> None:
@@ -177,7 +190,14 @@ class Conversation:
         last.reply_tokens = [*last.reply_tokens, *tokens]
 
     def undo(self) -> Turn | None:
-        return self.turns.pop() if self.turns else None
+        """Take back the last exchange (one slid out of the window when none is left in it)."""
+        if self.turns:
+            return self.turns.pop()
+        return self.earlier.pop() if self.earlier else None
+
+    def all_turns(self) -> list[Turn]:
+        """Every exchange of the chat, those slid out of the window first."""
+        return [*self.earlier, *self.turns]
 
     def prompt_tokens(self, turn: Turn) -> list[int]:
         """Everything the model reads before replying to `turn`."""
@@ -208,3 +228,4 @@ class Conversation:
 
     def reset(self) -> None:
         self.turns.clear()
+        self.earlier.clear()

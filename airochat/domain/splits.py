@@ -55,10 +55,34 @@ def ordered(paths: list[str]) -> list[str]:
     return sorted(paths, key=lambda p: (part_of(p) or Part(p, "bytes", 0)).index)
 
 
-def complete(paths: list[str]) -> bool:
-    """All parts are listed: indexes 0..n-1 with none missing (and for `partNofM`, M of them)."""
+# A 70B model at Q8 is ~75 GB: a few parts of the Hub's 50 GB limit, or a dozen of 10 GB. A
+# listing of thousands of parts is not a model anyone published; refused before any download.
+MAX_PARTS = 256
+
+
+def problem(paths: list[str]) -> str | None:
+    """Why these parts of one split do not make the whole file, or None when they do: the
+    count is plausible, the indexes run 0..n-1 with none missing, all in one folder; a
+    `partNofM` split has its M; a split of one part (only `-split-a` listed) is not whole."""
+    if len(paths) > MAX_PARTS:
+        return f"{len(paths)} parts listed: more than the {MAX_PARTS} any model needs"
+    if len(paths) < 2:
+        return "only one part is listed"
+    wholes = {(part_of(p) or Part(p, "bytes", -1)).whole for p in paths}
+    if len(wholes) != 1:
+        return "the parts are of different files (or in different folders)"
     indexes = sorted((part_of(p) or Part(p, "bytes", -1)).index for p in paths)
     if indexes != list(range(len(paths))):
-        return False
+        if len(set(indexes)) != len(indexes):
+            return "a part is listed twice"
+        first_gap = next(i for i, n in enumerate(indexes) if i != n)
+        return f"part {first_gap + 1} is missing"
     counts = {int(m["m"]) for p in paths if (m := _PART_OF.match(p.rsplit("/", 1)[-1]))}
-    return not counts or counts == {len(paths)}
+    if counts and counts != {len(paths)}:
+        return f"the names say {max(counts)} parts, {len(paths)} are listed"
+    return None
+
+
+def complete(paths: list[str]) -> bool:
+    """All parts are listed (see `problem`)."""
+    return problem(paths) is None

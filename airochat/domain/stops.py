@@ -34,9 +34,17 @@ class ReplyText:
     _decoder: Any = field(default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace"))
 
     def add(self, token: int) -> str:
-        self.tokens.append(token)
-        self.text += self._decoder.decode(self.engine.piece(token))
-        self._ends.append(len(self.text))
+        """One generated token; the text that can no longer change."""
+        return self.add_chunk((token,), self.engine.piece(token))
+
+    def add_chunk(self, tokens: Sequence[int], data: bytes) -> str:
+        """Tokens and the bytes they stand for together (a server streams them so): the bytes
+        go with the first of them, so a stop string inside the chunk cuts the whole chunk."""
+        for i, token in enumerate(tokens):
+            self.tokens.append(token)
+            if i == 0:
+                self.text += self._decoder.decode(data)
+            self._ends.append(len(self.text))
         if self.stop:
             cut = self._find_stop()
             if cut is not None:

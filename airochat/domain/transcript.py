@@ -33,6 +33,8 @@ class SavedChat:
     sampling: dict[str, Any]
     turns: list[SavedTurn] = field(default_factory=list)
     scene: dict[str, Any] | None = None  # a roleplay scene, as its file would hold it
+    # The first turn the model still reads; those before it slid out of its window (kept).
+    window: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,7 @@ class SavedChat:
             "sampling": self.sampling,
             "turns": [vars(t) for t in self.turns],
             **({"scene": self.scene} if self.scene else {}),
+            **({"window": self.window} if self.window else {}),
         }
 
 
@@ -53,6 +56,14 @@ def _need(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: 
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise SessionFileError(f"{where}: '{key}' is missing or has the wrong type")
     return value
+
+
+def _token_ids(raw: Any) -> list[int]:
+    """Saved reply ids, or none when they are not token ids (a server's -1): the reply is
+    then tokenized again from its text -- a resume repairs, never refuses."""
+    if isinstance(raw, list) and all(type(t) is int and t >= 0 for t in raw):
+        return raw
+    return []
 
 
 def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
@@ -91,21 +102,23 @@ def parse(data: Any, where: str) -> SavedChat:
         at = f"{where}: turn {i + 1}"
         if not isinstance(raw, dict):
             raise SessionFileError(f"{at} is not an object")
-        tokens = _need(raw, "reply_tokens", list, at)
-        if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in tokens):
-            raise SessionFileError(f"{at}: reply_tokens must be token ids")
+        tokens = _token_ids(raw.get("reply_tokens"))
+        prefix = raw.get("reply_prefix", "")
+        if not isinstance(prefix, str):
+            raise SessionFileError(f"{at}: 'reply_prefix' is missing or has the wrong type")
         turns.append(
             SavedTurn(
                 message=_need(raw, "message", str, at),
                 reply=_need(raw, "reply", str, at),
                 reply_tokens=tokens,
                 finish_reason=_need(raw, "finish_reason", str, at),
-                reply_prefix=str(raw.get("reply_prefix", "")),
+                reply_prefix=prefix,
             )
         )
     scene = data.get("scene")
     if scene is not None and not isinstance(scene, dict):
         raise SessionFileError(f"{where}: 'scene' should be a mapping")
+    window = data.get("window", 0)
     return SavedChat(
         model=_need(data, "model", str, where),
         template=_need(data, "template", str, where),
@@ -114,4 +127,5 @@ def parse(data: Any, where: str) -> SavedChat:
         sampling=_need(data, "sampling", dict, where),
         turns=turns,
         scene=scene,
+        window=window if type(window) is int and 0 <= window <= len(turns) else 0,
     )

@@ -6,15 +6,13 @@ from __future__ import annotations
 import resource
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from airochat.adapters.kv_file import kv_path
-from airochat.adapters.llama_engine import LlamaEngine
-from airochat.domain.config import Sampling
-from airochat.domain.engine import Engine, KeepsCache
+from airochat.domain.engine import BenchProbes, Engine, KeepsCache
 from airochat.domain.events import Done, Notice
 from airochat.domain.templates import render
 from airochat.errors import UsageError
@@ -74,12 +72,12 @@ def _peak_rss() -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)  # Linux reports KiB
 
 
-def _cold_ttft(engine: Benchable, chat: Chat, tokens: list[int]) -> float:
+def _cold_ttft(engine: BenchProbes, chat: Chat, tokens: list[int]) -> float:
     """Time to first token with nothing cached: what every turn would cost without reuse."""
     return engine.read_cold(tokens)
 
 
-def _baseline(engine: Benchable, chat: Chat, reply_tokens: int) -> float:
+def _baseline(engine: BenchProbes, chat: Chat, reply_tokens: int) -> float:
     """The same scripted chat through the engine's own completion API, no chat around it."""
     tpl = chat.template
     played = SCRIPT[: min(len(SCRIPT), len(chat.conversation.turns))]
@@ -90,22 +88,6 @@ def _baseline(engine: Benchable, chat: Chat, reply_tokens: int) -> float:
     return engine.bare_chat_tps(
         turns, render(tpl.end_of_reply()), chat.sampling, list(tpl.stop), reply_tokens
     )
-
-
-@runtime_checkable
-class Benchable(Engine, Protocol):
-    """What bench needs beyond the chat: a read with nothing cached, and the engine's own
-    completion API driven with plain text (the ceiling a client can reach)."""
-
-    def read_cold(self, tokens: Sequence[int]) -> float: ...
-
-    def bare_chat_tps(
-        self, turns: list[str], reply_end: str, sampling: Sampling, stop: list[str], n: int
-    ) -> float: ...
-
-    def bare_tps(self, prompt: Sequence[int], sampling: Sampling) -> tuple[int, float]:
-        """(tokens, decode tokens/s) continuing `prompt` through the raw API, same seed."""
-        ...
 
 
 def _play(chat: Chat, script: list[str], progress: Callable[[str], None]) -> _Played:
@@ -149,37 +131,39 @@ def run_bench(
     reply_tokens: int,
     plot: bool = False,
     progress: Callable[[str], None] = lambda _msg: None,
+    probes: BenchProbes | None = None,
 ) -> BenchResult:
+    """`probes` come from the engine's builder (services/engines.py), None where the engine has
+    no raw API to compare the chat path with."""
     engine = chat.engine
-    if not hasattr(engine, "read_cold") or not hasattr(engine, "bare_chat_tps"):
+    if probes is None:
         raise UsageError("this engine cannot be benched (no raw completion API to compare)")
-    assert isinstance(engine, Benchable)
     chat.set_sampling(max_tokens=reply_tokens)
     played = _play(chat, (SCRIPT * (turns // len(SCRIPT) + 1))[:turns], progress)
     history_tokens = chat.conversation.tokens()
     progress("reading the whole history cold")
-    prompt_tps = len(history_tokens) / engine.read_cold(history_tokens)
-    last_cold = _cold_ttft(engine, chat, played.prompts[-1])
+    prompt_tps = len(history_tokens) / probes.read_cold(history_tokens)
+    last_cold = _cold_ttft(probes, chat, played.prompts[-1])
     if plot:
         progress("cold reads per turn (for the plot)")
         for res, prompt in zip(played.turns, played.prompts, strict=True):
-            res.cold_ttft_s = _cold_ttft(engine, chat, prompt)
+            res.cold_ttft_s = _cold_ttft(probes, chat, prompt)
     resume: dict[str, Any] = {}
-    if isinstance(engine, KeepsCache) and isinstance(engine, LlamaEngine):
+    if engine.capabilities.keeps_cache and isinstance(engine, KeepsCache):
         progress("resume: the chat saved and loaded, with and without its cache")
-        resume = _resume(chat, engine)
+        resume = _resume(chat, engine, probes)
     progress("same prompt, same seed: the chat path's engine against the raw API")
     room = [p for p in played.prompts if len(p) + max(reply_tokens, 64) < engine.n_ctx]
-    same = _same_prompt(engine, chat, room[-1], reply_tokens) if room else {}
+    same = _same_prompt(engine, probes, chat, room[-1], reply_tokens) if room else {}
     progress("baseline: the same chat through the engine's own completion API")
-    baseline = _baseline(engine, chat, reply_tokens)
+    baseline = _baseline(probes, chat, reply_tokens)
     decode_tps = played.decoded / played.decode_s if played.decode_s else 0.0
     return BenchResult(
         model=chat.model_name,
-        threads=engine.options.n_threads if isinstance(engine, LlamaEngine) else 0,
+        threads=probes.threads,
         n_ctx=engine.n_ctx,
         reply_tokens=reply_tokens,
-        load_s=engine.load_s if isinstance(engine, LlamaEngine) else 0.0,
+        load_s=probes.load_s,
         prompt_tps=prompt_tps,
         decode_tps=decode_tps,
         baseline_decode_tps=baseline,
@@ -192,15 +176,17 @@ def run_bench(
     )
 
 
-def _same_prompt(engine: Benchable, chat: Chat, prompt: list[int], n: int) -> dict[str, Any]:
+def _same_prompt(
+    engine: Engine, probes: BenchProbes, chat: Chat, prompt: list[int], n: int
+) -> dict[str, Any]:
     sampling = replace(chat.sampling, max_tokens=max(n, 64), seed=max(chat.sampling.seed, 1))
     ours, theirs = [], []
     for _ in range(2):  # alternated, to even out the machine
-        engine.read_cold(prompt[:-1])
+        probes.read_cold(prompt[:-1])
         done = next(e for e in engine.generate(prompt, sampling) if isinstance(e, Done))
         ours.append((done.generated, done.tokens_per_s))
-        engine.read_cold(prompt[:-1])
-        theirs.append(engine.bare_tps(prompt, sampling))
+        probes.read_cold(prompt[:-1])
+        theirs.append(probes.bare_tps(prompt, sampling))
     return {
         "tokens": ours[0][0],
         "raw_tokens": theirs[0][0],
@@ -209,14 +195,14 @@ def _same_prompt(engine: Benchable, chat: Chat, prompt: list[int], n: int) -> di
     }
 
 
-def _resume(chat: Chat, engine: LlamaEngine) -> dict[str, Any]:
+def _resume(chat: Chat, engine: KeepsCache, probes: BenchProbes) -> dict[str, Any]:
     """A saved chat resumed by a new process: the first turn after loading, once reading the
     whole chat again and once from the KV cache saved beside the session."""
     tokens = chat.conversation.tokens()
     out: dict[str, Any] = {"history_tokens": len(tokens)}
     # The cache as a chat leaves it: everything but the last reply token (sampled, never
     # read) and the EOS after it. (The cold reads above left it elsewhere.)
-    engine.read_cold(tokens[: -1 - len(chat.conversation.turns[-1].end_tokens)])
+    probes.read_cold(tokens[: -1 - len(chat.conversation.turns[-1].end_tokens)])
     with tempfile.TemporaryDirectory(prefix="airochat-bench-") as tmp:
         path = Path(tmp) / "bench-session.json"
         session_file.save(chat, path)
@@ -225,7 +211,7 @@ def _resume(chat: Chat, engine: LlamaEngine) -> dict[str, Any]:
         for label, with_cache in (("reread", False), ("cached", True)):
             engine.forget_cache()
             probe = Chat(
-                engine,
+                chat.engine,
                 chat.template,
                 chat.conversation.system,
                 chat.sampling,

@@ -18,14 +18,31 @@ from typing import Any
 from airochat.domain.cancel import CancelToken
 from airochat.domain.config import Sampling, sampling_from
 from airochat.domain.conversation import Conversation, Turn, tidy_message
-from airochat.domain.engine import Engine
+from airochat.domain.engine import Dropped, Engine
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.domain.scene import Scene, parse_scene
 from airochat.domain.templates import Template, encode, get_template, render
 from airochat.domain.transcript import SavedChat, SavedTurn, SessionFileError
-from airochat.errors import ConfigError, ContextOverflowError, Terminated, UsageError
+from airochat.domain.unicode_text import has_lone_surrogate, valid_unicode
+from airochat.errors import (
+    AirochatError,
+    ConfigError,
+    ContextOverflowError,
+    Terminated,
+    UsageError,
+)
 from airochat.services.roleplay import turns_for
 from airochat.services.turns import PlainTurns, TurnPlan, TurnPolicy
+
+
+def _check_text(message: str) -> str:
+    """A message that cannot be written as UTF-8 (bytes ff fe pasted at the prompt arrive as
+    lone surrogates) is refused before the chat changes."""
+    if has_lone_surrogate(message):
+        raise UsageError(
+            "this message has bytes that are not UTF-8 text (pasted binary?); the chat is unchanged"
+        )
+    return message
 
 
 @dataclass(frozen=True)
@@ -87,7 +104,7 @@ class Chat:
 
     @property
     def started(self) -> bool:
-        return bool(self.conversation.turns)
+        return bool(self.conversation.turns or self.conversation.earlier)
 
     def _end_len(self) -> int:
         return len(encode(self.template.end_of_reply(), self.engine))
@@ -101,6 +118,7 @@ class Chat:
     def send(self, message: str) -> Iterator[ChatEvent]:
         """Stream the reply to `message`; the turn is kept however the reply ends. If the
         message cannot fit, nothing in the chat changes."""
+        _check_text(message)
         return self._send(self.policy.plan(tidy_message(message), self.conversation.turns))
 
     def regen(self, message: str | None = None) -> Iterator[ChatEvent]:
@@ -108,7 +126,7 @@ class Chat:
         last = self.conversation.turns[-1] if self.conversation.turns else None
         if last is None:
             raise UsageError("nothing to answer again yet")
-        text = last.message if message is None else tidy_message(message)
+        text = last.message if message is None else tidy_message(_check_text(message))
         plan = self.policy.replan(last, text)
         return self._send(plan, replaces_last=True)
 
@@ -137,10 +155,14 @@ class Chat:
         with self.cancel.arm(self.engine.request_stop):
             for event in self.engine.generate(prompt, sampling, self.stops(plan)):
                 if isinstance(event, Done):
+                    event = replace(event, text=valid_unicode(event.text))
+                    tokens = self._reply_ids(event.text, event.tokens)
                     self.conversation.finish_turn(
-                        turn, event.text, event.tokens, event.finish_reason, self.engine
+                        turn, event.text, tokens, event.finish_reason, self.engine
                     )
                     self.last = done = event
+                elif isinstance(event, TextChunk):
+                    yield replace(event, text=valid_unicode(event.text))
                 else:
                     yield event
         # Disarmed before Done is handed on: a caller that stops reading at Done (ask
@@ -153,20 +175,37 @@ class Chat:
             for note in self.policy.notes(done):
                 yield ReplyNote(note)
 
+    def _usable_ids(self, ids: object) -> bool:
+        """Token ids this model can read back: ints inside its vocabulary."""
+        n_vocab = self.engine.n_vocab
+        return isinstance(ids, list) and all(type(i) is int and 0 <= i < n_vocab for i in ids)
+
+    def _reply_ids(self, text: str, ids: list[int]) -> list[int]:
+        """A reply's ids as kept: the engine's when they are token ids of this model (a
+        server may send -1 or worse), else the text's own tokens; none when even that fails
+        (a resume then tokenizes the text)."""
+        if self._usable_ids(ids):
+            return list(ids)
+        try:
+            return self.engine.tokenize_text(text) if text else []
+        except AirochatError:
+            return []
+
     def stops(self, plan: TurnPlan) -> list[str]:
         return list(dict.fromkeys([*self.template.stop, *plan.stops]))
 
     def _fit(self, plan: TurnPlan) -> tuple[Turn, Notice | None]:
-        """The new turn, after dropping the oldest exchanges so that the prompt and the reply
-        budget fit the context. Decided before anything is dropped: a message too big for the
-        context even alone raises and leaves the chat whole."""
+        """The new turn, after sliding the oldest exchanges out of the model's window so that
+        the prompt and the reply budget fit the context (the chat keeps them). Decided before
+        anything moves: a message too big for the context even alone raises and leaves the
+        chat whole."""
         conv, n_ctx = self.conversation, self.engine.n_ctx
         self._judge_size(plan.message)
         turn = conv.begin_turn(plan.message, self.engine, plan.reply_prefix)
         if not conv.history or not conv.turns:
             self._check_alone(len(turn.prompt_tokens))
             return turn, None
-        sizes = [len(t.tokens()) for t in conv.turns]
+        sizes = [t.size() for t in conv.turns]
         own = len(turn.prompt_tokens)
         if sum(sizes) + own + self.reply_budget() <= n_ctx:
             return turn, None
@@ -174,40 +213,52 @@ class Chat:
         self._check_alone(len(opener.prompt_tokens))
         # Shifting the cache makes a drop cheap: drop as little as needed. Without it, what
         # stays is read again, so free a quarter of the context at once to do that rarely.
-        shifts = conv.turns[0].head is not None and self.engine.can_shift
-        count = self._how_many_to_drop(sizes, own, 0 if shifts else n_ctx // 4)
+        shifts = conv.turns[0].head is not None and self.engine.capabilities.can_shift
+        extra = 0 if shifts else n_ctx // 4
+        count = self._how_many_to_drop(sizes, own, extra, len(opener.prompt_tokens) - own)
         notice = self._drop(count, quarter=not shifts)
         return conv.begin_turn(plan.message, self.engine, plan.reply_prefix), notice
 
-    def _how_many_to_drop(self, sizes: list[int], own: int, extra: int) -> int:
+    def _how_many_to_drop(self, sizes: list[int], own: int, extra: int, head: int) -> int:
         """The fewest oldest exchanges to drop so that the rest, the new message, the reply
-        budget and `extra` free tokens fit (the next exchange then opens the chat)."""
+        budget and `extra` free tokens fit (the next exchange then opens the chat).
+
+        Linear: the suffix sums say where the cut must fall if opening a turn costs `head`
+        tokens more than the turn has (what it costs the new message); only the turn chosen
+        is tokenized as an opening to check, the next one tried if it does not fit."""
         conv, budget, n_ctx = self.conversation, self.reply_budget(), self.engine.n_ctx
-        for k in range(1, len(sizes)):
+        room = n_ctx - budget - extra - own
+        after = [0] * (len(sizes) + 1)  # after[k]: the tokens of turns k and later
+        for i in range(len(sizes) - 1, -1, -1):
+            after[i] = after[i + 1] + sizes[i]
+        k = next((k for k in range(1, len(sizes)) if after[k] + head <= room), len(sizes))
+        while k < len(sizes):
             first = conv.turns[k]
             opening = len(conv.opening_tokens(first, self.engine))
-            total = opening - len(first.prompt_tokens) + sum(sizes[k:]) + own
-            if total + budget + extra <= n_ctx:
+            if opening - len(first.prompt_tokens) + after[k] <= room:
                 return k
+            k += 1
         return len(sizes)
 
     def _drop(self, count: int, quarter: bool) -> Notice:
         """Drop the oldest `count` exchanges; keep the KV cache of the rest by shifting it."""
         conv = self.conversation
         old_head = conv.turns[0].head
-        cut = sum(len(t.tokens()) for t in conv.turns[:count])
+        cut = sum(t.size() for t in conv.turns[:count])
         conv.drop_oldest(count, self.engine)
         said = f"context full: dropped the {count} oldest exchange(s)"
         said += ", freeing a quarter of the context" if quarter else ""
         if not conv.turns:
             return Notice(said)
-        kept = sum(len(t.tokens()) for t in conv.turns) - len(conv.turns[0].head or [])
+        kept = sum(t.size() for t in conv.turns) - len(conv.turns[0].head or [])
         if old_head is None or conv.turns[0].head != old_head:
             why = "this template's first turn is not the later turns' shape"
-        elif not self.engine.can_shift:
+        elif not self.engine.capabilities.can_shift:
             why = "this model cannot shift its cache"
-        elif self.engine.drop_cached(len(old_head), cut):
+        elif (dropped := self.engine.drop_cached(len(old_head), cut)) is Dropped.SHIFTED:
             return Notice(f"{said}; the cache of the {kept} tokens that stay was kept")
+        elif dropped is Dropped.ON_NEXT_READ:
+            return Notice(f"{said}; the server is asked to keep the cache of the {kept} that stay")
         else:
             why = "the cache did not hold them"
         return Notice(
@@ -296,8 +347,14 @@ class Chat:
     # -- kept and restored ---------------------------------------------------------------------
 
     def saved(self) -> SavedChat:
-        """The chat and its settings as kept between processes."""
+        """The chat and its settings as kept between processes: every exchange, those slid
+        out of the model's window too (`window` says where the model's part starts)."""
         conv = self.conversation
+        exact = self.engine.capabilities.exact_token_ids
+
+        def ids(tokens: list[int]) -> list[int]:  # stand-in ids are not kept: the text is
+            return list(tokens) if exact else []
+
         return SavedChat(
             model=self.model_name,
             template=self.template.name,
@@ -305,16 +362,19 @@ class Chat:
             history=conv.history,
             sampling=asdict(self.sampling),
             turns=[
-                SavedTurn(t.message, t.reply, list(t.reply_tokens), t.finish_reason, t.reply_prefix)
-                for t in conv.turns
+                SavedTurn(t.message, t.reply, ids(t.reply_tokens), t.finish_reason, t.reply_prefix)
+                for t in conv.all_turns()
             ],
             scene=self.scene.to_dict() if self.scene else None,
+            window=len(conv.earlier),
         )
 
     def restore(self, saved: SavedChat, where: str) -> list[str]:
-        """Become the saved chat, all or nothing: a bad value raises before anything changes.
-        Reply token ids are reused when they came from this model and fit its vocabulary;
-        otherwise replies are tokenized from their text (said in the notes returned)."""
+        """Become the saved chat, all or nothing: a bad value raises before anything changes
+        (and so does an interrupt). Reply token ids are reused when they came from this model
+        and fit its vocabulary; otherwise replies are tokenized from their text (said in the
+        notes returned). Only the exchanges that can still fit the context are tokenized: the
+        older ones are kept as they are, outside the model's window."""
         template = self.templates(saved.template)
         try:
             sampling = sampling_from(self.sampling, saved.sampling)
@@ -322,13 +382,20 @@ class Chat:
             raise SessionFileError(f"{where}: bad sampling settings ({exc})") from None
         scene = parse_scene(saved.scene, where) if saved.scene is not None else None
         conv = Conversation(template, saved.system, saved.history)
-        redone = 0
-        for t in saved.turns:
-            turn = conv.begin_turn(t.message, self.engine, t.reply_prefix)
-            usable = saved.model == self.model_name and all(
-                i < self.engine.n_vocab for i in t.reply_tokens
+        same_model = saved.model == self.model_name
+        start = self._window_start(conv, saved, same_model)
+        redone, exact = 0, self.engine.capabilities.exact_token_ids
+        for t in saved.turns[:start]:
+            usable = same_model and exact and self._usable_ids(t.reply_tokens)
+            ids = t.reply_tokens if usable else []
+            conv.earlier.append(
+                Turn(t.message, [], [], t.reply, list(ids), [], [], t.finish_reason, t.reply_prefix)
             )
-            redone += not usable
+        for t in saved.turns[start:]:
+            turn = conv.begin_turn(t.message, self.engine, t.reply_prefix)
+            usable = same_model and self._usable_ids(t.reply_tokens)
+            usable = usable and bool(t.reply_tokens or not t.reply) and exact
+            redone += not usable and exact
             tokens = t.reply_tokens if usable else self.engine.tokenize_text(t.reply)
             conv.finish_turn(turn, t.reply, tokens, t.finish_reason, self.engine)
         changed = (scene.to_dict() if scene else None) != (
@@ -341,12 +408,25 @@ class Chat:
                 listener()
         if not redone:
             return []
-        why = (
-            "another model"
-            if saved.model != self.model_name
-            else "token ids outside the vocabulary"
-        )
+        why = "another model" if not same_model else "token ids missing or outside the vocabulary"
         return [f"{redone} reply(ies) tokenized again from their text ({why})"]
+
+    def _window_start(self, conv: Conversation, saved: SavedChat, same_model: bool) -> int:
+        """Where the model's part of a saved chat starts: where it was when saved, or later
+        where the exchanges from there on could not fit the context anyway (counted from
+        the newest, each tokenized as a later turn, until the context is passed)."""
+        start = min(max(saved.window, 0), len(saved.turns))
+        total, n_ctx = 0, self.engine.n_ctx
+        for i in range(len(saved.turns) - 1, start - 1, -1):
+            t = saved.turns[i]
+            asked = conv.begin_turn(t.message, self.engine, t.reply_prefix, False)
+            usable = same_model and self._usable_ids(t.reply_tokens) and t.reply_tokens
+            # a reply to tokenize again: its bytes over the longest token, a lower bound
+            at_least = len(t.reply.encode("utf-8")) // max(self.engine.max_token_bytes, 1)
+            total += len(asked.prompt_tokens) + (len(t.reply_tokens) if usable else at_least)
+            if total > n_ctx:
+                return i + 1
+        return start
 
     def on_scene_change(self, listener: Callable[[], None]) -> None:
         """Call `listener` when a restore brings, replaces or takes away the roleplay scene

@@ -132,6 +132,35 @@ class Commands:
         self.play(self.chat.regen())
         return False
 
+    def cmd_alt(self, _arg: str) -> bool:
+        """Flip the last reply to its next alternative (/regen keeps each one)."""
+        from airochat.services.library import flip
+
+        said = flip(self.chat, self.kept.store)
+        self.io.notice(said[0])
+        if said[0].startswith("alternative"):
+            last = self.chat.conversation.turns[-1]
+            self.io.show(last.reply_prefix + last.reply)
+        for line in said[1:]:
+            self.io.notice(line)
+        return False
+
+    def cmd_rewind(self, arg: str) -> bool:
+        """Go back N exchanges (default 1): /rewind N; the old branch stays in the library."""
+        from airochat.services.library import rewind
+
+        if arg and not arg.isdigit():
+            raise UsageError("usage: /rewind N")
+        self.io.notice(rewind(self.chat, int(arg or 1)))
+        return False
+
+    def cmd_title(self, arg: str) -> bool:
+        """Name the chat in the library: /title TEXT."""
+        from airochat.services.library import set_title
+
+        self.io.notice(set_title(self.kept.store, arg))
+        return False
+
     def cmd_edit(self, _arg: str) -> bool:
         """Edit the last message ($EDITOR, else inline), then answer it again."""
         turns = self.chat.conversation.turns

@@ -1,28 +1,32 @@
-"""Engines beyond this process: a running server reached by URL (llama.cpp's llama-server or
-any OpenAI-compatible one), and a llama-server airochat starts itself -- on this machine's
-model file, with the flags it would use in-process, its layers optionally spread over llama.cpp
-RPC workers on other machines."""
+"""Every engine a chat runs on, built in one place from the CLI's `EngineSpec`:
+llama-cpp-python in this process; a llama-server airochat starts itself (on this machine's
+model file, with the same `LoadOptions` the in-process engine would load, its layers optionally
+spread over llama.cpp RPC workers); or a server already running at a URL (llama.cpp's
+llama-server or any OpenAI-compatible one)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from airochat.adapters.llama_server import LlamaServerEngine
 from airochat.adapters.openai_server import OpenAIEngine
-from airochat.adapters.server_http import ServerError, client, request
+from airochat.adapters.server_http import (
+    ServerError,
+    ServerUnreachable,
+    client,
+    request,
+    sniff,
+)
 from airochat.adapters.server_process import ServerFlags, ServerProcess, find_binary
-from airochat.domain.engine import Engine
-from airochat.domain.engine_spec import RunningServer, StartedServer
+from airochat.domain.config import Settings
+from airochat.domain.engine import BenchProbes, Engine
+from airochat.domain.engine_spec import EngineSpec, LocalEngine, RunningServer, StartedServer
 from airochat.domain.templates import DEFAULT_TEMPLATE, template_for_model_name
 from airochat.errors import UsageError
 from airochat.services import loader
-from airochat.services.resolve import load_catalog
-
-if TYPE_CHECKING:
-    from airochat.services.launch import ChatRequest
+from airochat.services.resolve import Fetch, load_catalog
 
 START_TIMEOUT_S = 600.0  # a 70B model over RPC takes minutes to load
 
@@ -38,53 +42,133 @@ class Connected:
     where: str
     notes: list[str] = field(default_factory=list)
     kv_type: str = "f16"
-    catalog_template: bool = False
     closers: list[Callable[[], None]] = field(default_factory=list)
+    probes: BenchProbes | None = None  # what bench compares with; None: nothing to compare
+
+    def close(self) -> None:
+        self.engine.close()
+        for close in self.closers:  # a llama-server we started
+            close()
+
+
+@dataclass(frozen=True)
+class Opening:
+    """How an engine is opened, whatever its kind."""
+
+    settings: Settings
+    fetch: Fetch | None = None  # how a missing Hub model is downloaded (None: an error)
+    verbose: bool = False
+    tokenizer_only: bool = False  # --print-prompt: the tokenizer alone, no context
+    progress: Callable[[str], None] = lambda _msg: None
+
+
+def open_engine(
+    spec: EngineSpec,
+    settings: Settings,
+    *,
+    fetch: Fetch | None = None,
+    verbose: bool = False,
+    tokenizer_only: bool = False,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> Connected:
+    """The engine `spec` asks for, opened, with what the chat needs to know about it."""
+    how = Opening(settings, fetch, verbose, tokenizer_only, progress)
+    match spec:
+        case LocalEngine():
+            return _local(spec, how)
+        case StartedServer():
+            return _started(spec, how)
+        case RunningServer():
+            return _running(spec, how)
+
+
+def _local(spec: LocalEngine, how: Opening) -> Connected:
+    if spec.model is None:
+        raise UsageError("name a MODEL (or give --server URL)")
+    plan = loader.plan(how.settings, spec.model, how.fetch)
+    engine = loader.load(plan, how.settings, how.verbose, vocab_only=how.tokenizer_only)
+    offload = plan.offload.n_gpu_layers
+    where = f"{offload} GPU layers" if offload else "CPU"
+    return Connected(
+        engine=engine,
+        model_name=plan.model.name,
+        template_name=plan.template.value,
+        texts=loader.model_texts(plan.header, engine),
+        where=f"{where}, {plan.threads} threads",
+        notes=list(plan.notes),
+        kv_type=plan.kv_type,
+        probes=engine,
+    )
 
 
 def detect_kind(url: str, api_key: str | None) -> str:
     """llama.cpp's llama-server answers GET /props; an OpenAI-compatible server /v1/models."""
+    sniff(url)
     http = client(url, api_key)
     try:
         try:
             props = request(http, "GET", "/props", "asking the server what it is")
             if isinstance(props, dict) and "default_generation_settings" in props:
                 return "llama"
-        except ServerError as exc:
-            if "cannot reach" in str(exc):
-                raise
+        except ServerUnreachable:
+            raise
+        except ServerError:
+            pass
         request(http, "GET", "/v1/models", "asking the server what it is")
         return "openai"
     finally:
         http.close()
 
 
-def connect(spec: RunningServer, req: ChatRequest) -> Connected:
-    kind = spec.kind or detect_kind(spec.url, spec.api_key)
+@dataclass
+class _AtUrl:
+    """A running server's engine and what it says of its model."""
+
+    engine: Engine
+    served: str  # the model's name as the server gives it
+    own_template: str  # the server's chat template ("" when it does not say)
+    texts: loader.ModelTexts
+    where: str
+    notes: list[str] = field(default_factory=list)
+    probes: BenchProbes | None = None
+
+
+def _llama_at(spec: RunningServer) -> _AtUrl:
+    llama = LlamaServerEngine(spec.url, spec.api_key)
+    facts = llama.facts
+    texts = loader.ModelTexts(
+        facts.model, facts.chat_template or None, facts.bos_text, (facts.eos_text,)
+    )
+    where = f"llama-server at {spec.url}"
+    return _AtUrl(llama, facts.model, facts.chat_template, texts, where, probes=llama)
+
+
+def _openai_at(spec: RunningServer) -> _AtUrl:
+    openai = OpenAIEngine(spec.url, _model_id(spec.model), spec.api_key)
+    texts = loader.ModelTexts(openai.model, None, "", ("</s>",))
+    where = f"OpenAI-compatible server at {spec.url}"
+    return _AtUrl(openai, openai.model, "", texts, where, list(openai.notes))
+
+
+_AT_URL: dict[str, Callable[[RunningServer], _AtUrl]] = {"llama": _llama_at, "openai": _openai_at}
+
+
+def _running(spec: RunningServer, how: Opening) -> Connected:
+    at = _AT_URL[spec.kind or detect_kind(spec.url, spec.api_key)](spec)
     notes = [
         f"{flag} belongs to the server: ignored here (start the server with it)"
         for flag in spec.server_owned
     ]
-    engine: Engine
-    if kind == "llama":
-        llama = LlamaServerEngine(spec.url, spec.api_key)
-        facts = llama.facts
-        served, own = facts.model, facts.chat_template
-        texts = loader.ModelTexts(served, own or None, facts.bos_text, (facts.eos_text,))
-        engine, where = llama, f"llama-server at {spec.url}"
-    else:
-        openai = OpenAIEngine(spec.url, _model_id(spec.model), spec.api_key)
-        served, own = openai.model, ""
-        notes += openai.notes
-        texts = loader.ModelTexts(served, None, "", ("</s>",))
-        engine, where = openai, f"OpenAI-compatible server at {spec.url}"
-    template, why = template_for_server(spec.model, served)
-    if req.settings.template:
-        template = req.settings.template
+    notes += at.notes
+    template, why = template_for_server(spec.model, at.served)
+    if how.settings.template:
+        template = how.settings.template
     elif template == DEFAULT_TEMPLATE:
-        own_too = "; --template gguf uses the server's chat template" if own else ""
+        own_too = "; --template gguf uses the server's chat template" if at.own_template else ""
         notes.append(f"template {template}: {why}{own_too}")
-    return Connected(engine, Path(served).name, template, texts, where, notes)
+    return Connected(
+        at.engine, Path(at.served).name, template, at.texts, at.where, notes, probes=at.probes
+    )
 
 
 def _model_id(model: str | None) -> str | None:
@@ -111,28 +195,17 @@ def template_for_server(model: str | None, served: str) -> tuple[str, str]:
     return DEFAULT_TEMPLATE, "the default (no catalog entry or airoboros name)"
 
 
-def start_llama_server(spec: StartedServer, req: ChatRequest) -> Connected:
+def _started(spec: StartedServer, how: Opening) -> Connected:
     """Plan as for the in-process engine, then run llama-server with that plan."""
-    settings = req.settings
+    settings = how.settings
     if spec.model is None:
         raise UsageError("name a MODEL for llama-server to load")
     binary = find_binary(spec.binary or settings.llama_server or None)
-    plan = loader.plan(settings, spec.model, req.fetch)
-    flags = ServerFlags(
-        model=plan.model.path,
-        ctx=plan.ctx,
-        threads=plan.threads,
-        # Over RPC every layer goes to the workers; llama.cpp spreads them by their memory.
-        gpu_layers=999 if spec.workers else plan.offload.n_gpu_layers,
-        rope_freq_scale=1.0 / plan.rope_scale if plan.rope_scale else 0.0,
-        rope_freq_base=settings.rope_freq_base,
-        kv_type=plan.kv_type,
-        rpc=spec.workers,
-        extra=("--verbose",) if req.verbose else (),
-    )
-    process = ServerProcess(binary, flags, req.verbose)
+    plan = loader.plan(settings, spec.model, how.fetch)
+    flags = ServerFlags(loader.load_options(plan, settings, plan.ctx, how.verbose), spec.workers)
+    process = ServerProcess(binary, flags, how.verbose)
     try:
-        process.wait_ready(START_TIMEOUT_S, req.progress)
+        process.wait_ready(START_TIMEOUT_S, how.progress)
         engine = LlamaServerEngine(process.url)
     except BaseException:
         process.stop()
@@ -151,4 +224,5 @@ def start_llama_server(spec: StartedServer, req: ChatRequest) -> Connected:
         notes=list(plan.notes),
         kv_type=plan.kv_type,
         closers=[process.stop],
+        probes=engine,
     )

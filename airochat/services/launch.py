@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 
 from airochat.domain.cancel import CancelToken
 from airochat.domain.config import Settings
-from airochat.domain.engine import Engine
-from airochat.domain.engine_spec import EngineSpec, LocalEngine, RunningServer, StartedServer
+from airochat.domain.engine import BenchProbes, Engine
+from airochat.domain.engine_spec import EngineSpec
 from airochat.domain.scene import Scene
 from airochat.domain.templates import Template
-from airochat.errors import UsageError
 from airochat.services import loader
 from airochat.services.chat import Chat
 from airochat.services.chat_store import ChatStore
-from airochat.services.engines import Connected, connect, start_llama_server
+from airochat.services.engines import Connected, open_engine
 from airochat.services.kept_chat import KeptChat
 from airochat.services.resolve import Fetch
 from airochat.services.roleplay import turns_for
@@ -54,6 +53,7 @@ class ReadyChat:
     kv_type: str = "f16"
     notes: list[str] = field(default_factory=list)  # said once at start (context capped, ...)
     closers: list[Callable[[], None]] = field(default_factory=list)
+    probes: BenchProbes | None = None  # for bench: the engine's raw API, where it has one
 
     def header(self) -> str:
         """One line about what is running, for the REPL's start."""
@@ -82,9 +82,7 @@ def open_chat(request: ChatRequest) -> ReadyChat:
         try:
             return _ready(request, connected, held)
         except BaseException:
-            connected.engine.close()
-            for close in connected.closers:
-                close()
+            connected.close()
             raise
     except BaseException:
         if store is not None:
@@ -93,32 +91,13 @@ def open_chat(request: ChatRequest) -> ReadyChat:
 
 
 def _connect(request: ChatRequest) -> Connected:
-    match request.engine:
-        case RunningServer() as spec:
-            return connect(spec, request)
-        case StartedServer() as spec:
-            return start_llama_server(spec, request)
-        case LocalEngine() as spec:
-            return _local(spec, request)
-
-
-def _local(spec: LocalEngine, request: ChatRequest) -> Connected:
-    settings = request.settings
-    if spec.model is None:
-        raise UsageError("name a MODEL (or give --server URL)")
-    plan = loader.plan(settings, spec.model, request.fetch)
-    engine = loader.load(plan, settings, request.verbose, vocab_only=request.tokenizer_only)
-    offload = plan.offload.n_gpu_layers
-    where = f"{offload} GPU layers" if offload else "CPU"
-    return Connected(
-        engine=engine,
-        model_name=plan.model.name,
-        template_name=plan.template.value,
-        texts=loader.model_texts(plan.header, engine),
-        where=f"{where}, {plan.threads} threads",
-        notes=list(plan.notes),
-        kv_type=plan.kv_type,
-        catalog_template=bool(plan.model.entry and plan.model.entry.template),
+    return open_engine(
+        request.engine,
+        request.settings,
+        fetch=request.fetch,
+        verbose=request.verbose,
+        tokenizer_only=request.tokenizer_only,
+        progress=request.progress,
     )
 
 
@@ -146,6 +125,7 @@ def _ready(request: ChatRequest, connected: Connected, held: list[str]) -> Ready
         chat, connected.engine, connected.where, kept, connected.kv_type, list(connected.notes)
     )
     ready.closers = list(connected.closers)
+    ready.probes = connected.probes
     ready.notes += held
     ready.notes += kept.resume(request.given)
     return ready

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 from airochat.adapters import gpu
 from airochat.adapters.gguf_file import GGUFHeader, check_loadable, read_header
-from airochat.adapters.llama_engine import ContextAllocError, LlamaEngine, LoadOptions
+from airochat.adapters.llama_engine import ContextAllocError, LlamaEngine
 from airochat.adapters.machine import available_memory, physical_cores
 from airochat.domain.chat_template import template_from_gguf
 from airochat.domain.config import KV_TYPES, Settings
+from airochat.domain.load_options import LoadOptions, rope_freq_scale
 from airochat.domain.memory import GiB, ModelShape, Offload, max_context, plan_offload
 from airochat.domain.memory import shape_from_gguf as _shape
 from airochat.domain.templates import (
@@ -188,27 +189,34 @@ def _past_training(ctx: int, trained: int, rope_scale: float) -> list[str]:
     return []
 
 
+def load_options(
+    plan: ModelPlan, settings: Settings, ctx: int, verbose: bool = False, vocab_only: bool = False
+) -> LoadOptions:
+    """The one translation of the settings and the plan into what llama.cpp loads (the
+    in-process engine's arguments, and a started llama-server's flags)."""
+    return LoadOptions(
+        path=plan.model.path,
+        n_ctx=ctx,
+        n_threads=plan.threads,
+        n_gpu_layers=plan.offload.n_gpu_layers,
+        seed=settings.sampling.seed,
+        rope_freq_scale=rope_freq_scale(plan.rope_scale),
+        rope_freq_base=settings.rope_freq_base,
+        use_mmap=settings.mmap,
+        use_mlock=settings.mlock,
+        kv_type=plan.kv_type,
+        verbose=verbose,
+        vocab_only=vocab_only,
+    )
+
+
 def load(
     plan: ModelPlan, settings: Settings, verbose: bool = False, vocab_only: bool = False
 ) -> LlamaEngine:
     """Load; if llama.cpp cannot allocate the context, halve it (down to 512) and say so."""
     ctx = plan.ctx
     while True:
-        options = LoadOptions(
-            path=plan.model.path,
-            n_ctx=ctx,
-            n_threads=plan.threads,
-            n_gpu_layers=plan.offload.n_gpu_layers,
-            seed=settings.sampling.seed,
-            # llama.cpp's freq_scale is the inverse of the linear factor.
-            rope_freq_scale=1.0 / plan.rope_scale if plan.rope_scale else 0.0,
-            rope_freq_base=settings.rope_freq_base,
-            use_mmap=settings.mmap,
-            use_mlock=settings.mlock,
-            kv_type=settings.kv_type,
-            verbose=verbose,
-            vocab_only=vocab_only,
-        )
+        options = load_options(plan, settings, ctx, verbose, vocab_only)
         try:
             engine = LlamaEngine.load(options)
         except ContextAllocError:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from airochat.adapters import hub, joiner, locations
+from airochat.adapters.gguf_file import whole_file_problem
 from airochat.adapters.gpu import free_vram
 from airochat.adapters.machine import available_memory
 from airochat.domain.catalog import Catalog, CatalogEntry
@@ -25,6 +26,7 @@ from airochat.domain.quants import (
 )
 from airochat.domain.quants import pick as pick_quant
 from airochat.domain.splits import model_name
+from airochat.domain.splits import problem as split_problem
 from airochat.errors import ModelNotFoundError, UsageError
 from airochat.services.convert import converted_path
 
@@ -76,6 +78,8 @@ def memory_budget(gpu: bool) -> int:
 
 def choose(ref: HubRef, files: list[hub.RemoteFile], gpu: bool) -> tuple[QuantOption, str]:
     options = group_by_quant({f.path: f.size for f in files})
+    if ref.quant and ref.quant not in options:
+        _refuse_split(ref.repo, ref.quant, files)
     if not options:
         kind = "GGML .bin" if ref.suffix == ".bin" else "GGUF"
         raise ModelNotFoundError(f"{ref.repo} has no {kind} model files")
@@ -97,6 +101,14 @@ def choose(ref: HubRef, files: list[hub.RemoteFile], gpu: bool) -> tuple[QuantOp
     if chosen is None:
         raise UsageError(f"{ref.repo}: {why}; pick one with :QUANT")
     return chosen, why + f" with room for a {ctx}-token KV cache"
+
+
+def _refuse_split(repo: str, quant: str, files: list[hub.RemoteFile]) -> None:
+    """A quant listed only in parts that cannot make its file: say why."""
+    parts = [f.path for f in files if quant_of(model_name(f.path)) == quant]
+    why = split_problem(parts) if parts else None
+    if why:
+        raise hub.HubError(f"{repo}: the parts of {quant} do not make one file: {why}")
 
 
 @dataclass(frozen=True)
@@ -192,10 +204,16 @@ def _cached_joined(repo: str, option: QuantOption) -> Path | None:
     for path in hub.cached_repo_files(repo):
         if path.name == name:
             try:
-                return hub.ensure_verified(path, _verified_dir())
+                hub.ensure_verified(path, _verified_dir())
             except hub.VerificationError as exc:
                 hub.NOTE(f"{exc}; joining it again")
                 path.unlink(missing_ok=True)
+                continue
+            why = whole_file_problem(path) if path.suffix == ".gguf" else None
+            if why is None:
+                return path
+            hub.NOTE(f"{path.name} was joined from parts that do not make it whole ({why})")
+            hub.remove([path])
     return None
 
 
@@ -209,6 +227,13 @@ def _join(parts: list[Path], option: QuantOption, keep_parts: bool) -> Path:
         digest = joiner.extract_volumes(parts, target)
     else:
         digest = joiner.join_bytes(parts, target)
+    why = whole_file_problem(target) if target.suffix == ".gguf" else None
+    if why is not None:  # each part was verified, but they do not make one whole model
+        target.unlink(missing_ok=True)
+        raise hub.HubError(
+            f"the {len(parts)} parts of {option.quant} do not make a whole model ({why}); "
+            "the repo's listing is incomplete or mixes files -- the parts are kept"
+        )
     hub.record_joined(target, digest, _verified_dir())
     if not keep_parts:
         hub.remove(parts)

@@ -124,9 +124,24 @@ class Repl:
                 return
             if not message.strip():
                 continue
-            try:
-                if self.handle(message):
-                    return
-            except AirochatError as exc:
-                self.io.error(str(exc))
+            if self._turn(message):
+                return
+
+    def _turn(self, message: str) -> bool:
+        """Handle one line; True means leave. Nothing inside a turn ends the REPL: Ctrl-C at
+        any moment of it (fitting the context, saving) comes back to the prompt, the chat as
+        it was or with the turn kept, and a failure is one line."""
+        try:
+            if self.handle(message):
+                return True
             self.autosave()
+        except AirochatError as exc:
+            self.io.error(str(exc))
+            self.autosave()
+        except KeyboardInterrupt:
+            self.io.notice("(stopped; the chat is kept)")
+            self.autosave()
+        except (ValueError, OSError, RecursionError, MemoryError) as exc:
+            self.io.error(f"this turn failed ({type(exc).__name__}: {exc}); the chat is kept")
+            self.autosave()
+        return False

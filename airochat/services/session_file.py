@@ -11,7 +11,7 @@ from pathlib import Path
 from airochat.adapters.kv_file import kv_path
 from airochat.adapters.session_lock import SessionLock
 from airochat.adapters.storage import atomic_write_text, read_json, remove_stale_temps
-from airochat.domain.transcript import SavedChat, parse
+from airochat.domain.transcript import SavedChat, SessionFileError, parse
 from airochat.services.chat import Chat
 
 
@@ -24,7 +24,15 @@ def write(path: Path, saved: SavedChat) -> None:
 
 
 def read(path: Path) -> SavedChat:
-    return parse(read_json(path), str(path))
+    """The file's chat, checked whole before any chat changes."""
+    data = read_json(path)
+    try:  # a lone surrogate (JSON's "\\udc80") could never be written back
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SessionFileError(
+            f"{path} has text that is not valid Unicode (a lone surrogate); left untouched"
+        ) from None
+    return parse(data, str(path))
 
 
 def save(chat: Chat, path: Path) -> None:
