@@ -105,9 +105,7 @@ def arguments(tool: McpTool, text: str) -> dict[str, Any]:
         return data
     if len(tool.required) == 1:
         return {tool.required[0]: text}
-    raise McpError(
-        f"{tool.name} takes {', '.join(tool.params)}: its input should be a JSON object"
-    )
+    raise McpError(f"{tool.name} takes {', '.join(tool.params)}: its input should be a JSON object")
 
 
 def call_tool(argv: Sequence[str], timeout_s: float, tool: McpTool, text: str) -> str:

@@ -104,9 +104,7 @@ def fetch_page(url: str, allow_private: bool, client: httpx.Client | None = None
             http.close()
 
 
-def _request(
-    http: httpx.Client, url: str, allow_private: bool, deadline: float
-) -> httpx.Response:
+def _request(http: httpx.Client, url: str, allow_private: bool, deadline: float) -> httpx.Response:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WebError(f"{url[:200]!r}: only http and https URLs are fetched")

@@ -150,7 +150,7 @@ def ask(
     plain: Annotated[bool, _option("--plain", "append PLAINFORMAT: code without prose")] = False,
     functions: Annotated[
         Path | None,
-        _option("--functions", "YAML/JSON functions: print the model's choice as JSON", "FILE"),
+        _option("--functions", "YAML/JSON functions: the choice as JSON; a command: runs", "FILE"),
     ] = None,
     print_prompt: Annotated[
         bool, _option("--print-prompt", "print the exact prompt and exit")

@@ -120,12 +120,16 @@ def execute(plan: Plan, reply: str, tools: dict[str, Tool], yes: bool) -> PlanRu
 def ask_terminal(question: str) -> Answer:
     """yes / no / all, asked on stderr, read from the terminal."""
     while True:
-        said = typer.prompt(
-            f"airochat: {safe(question, 400)}\n  allow? [y]es / [n]o / [a]ll for this plan",
-            default="n",
-            err=True,
-            show_default=False,
-        ).strip().lower()
+        said = (
+            typer.prompt(
+                f"airochat: {safe(question, 400)}\n  allow? [y]es / [n]o / [a]ll for this plan",
+                default="n",
+                err=True,
+                show_default=False,
+            )
+            .strip()
+            .lower()
+        )
         if said in ("y", "yes"):
             return "yes"
         if said in ("a", "all"):

@@ -87,9 +87,7 @@ def planning_prompt(tools: Sequence[tuple[str, str]], question: str) -> str:
     """The card's prompt: the intro, `Name[input]: description` per tool, the output format,
     the question."""
     lines = "\n".join(f"{name}[input]: {' '.join(desc.split())}" for name, desc in tools)
-    return (
-        f"{INTRO}\n\n{TOOLS_HEADER}\n{lines}\n\n{OUTPUT_FORMAT}\n\nQuestion: {question.strip()}"
-    )
+    return f"{INTRO}\n\n{TOOLS_HEADER}\n{lines}\n\n{OUTPUT_FORMAT}\n\nQuestion: {question.strip()}"
 
 
 # `:evidence3:` (also `:evidence[3]:`, `: Evidence 3 :`, and the card's own `:evidence0` with
@@ -190,6 +188,4 @@ def _check_refs(text: str, number: int, steps: list[Step]) -> None:
     produced = {s.evidence for s in steps}
     for ref in references(text):
         if ref not in produced:
-            raise PlanError(
-                f"line {number}: :evidence{ref}: is used before a step produces it"
-            )
+            raise PlanError(f"line {number}: :evidence{ref}: is used before a step produces it")

@@ -289,4 +289,3 @@ def null_view() -> PlanView:
             return None
 
     return _Null()
-
