@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from airochat.cli.edge import note
-from airochat.errors import ExitCode, InputFileError
+from airochat.errors import AirochatError, ExitCode, InputFileError
 
 if TYPE_CHECKING:
     from airochat.domain.events import ChatEvent, Done
@@ -44,7 +44,7 @@ def answer(kept: KeptChat, text: str, spec: MessageSpec, print_prompt: bool, as_
         return
     try:
         if spec.functions is not None:
-            _answer_function(chat, text, spec.loaded_functions, as_json)
+            _answer_function(chat, text, spec.loaded_functions, as_json, spec.yes)
         else:
             _answer(chat, chat.send(text), as_json)
     finally:
@@ -94,18 +94,26 @@ def _answer(chat: Chat, events: Iterator[ChatEvent], as_json: bool) -> None:
     _end(done)
 
 
-def _answer_function(chat: Chat, text: str, functions: dict[str, object], as_json: bool) -> None:
+def _answer_function(
+    chat: Chat, text: str, functions: dict[str, object], as_json: bool, yes: bool
+) -> None:
+    from airochat.cli.plan import run_function
     from airochat.domain.events import Done
     from airochat.domain.functions import parse_call
 
     done = next(e for e in chat.send(text) if isinstance(e, Done))
     _end(done)  # a reply cut by Ctrl-C is not a choice to parse
     call = parse_call(done.text, functions)
+    if not as_json:
+        typer.echo(json.dumps(call, ensure_ascii=False, indent=2))
+    ran = run_function(call, functions, yes, show=not as_json)
     if as_json:
         out = {"call": call, "text": done.text, "finish_reason": done.finish_reason}
+        if ran is not None:
+            out["run"] = ran.to_json()
         typer.echo(json.dumps(out, ensure_ascii=False))
-    else:
-        typer.echo(json.dumps(call, ensure_ascii=False, indent=2))
+    if ran is not None and ran.error is not None:
+        raise AirochatError(f"{call['function']}: {ran.error}")
 
 
 def _end(done: Done) -> None:

@@ -5,6 +5,7 @@ and hands it to the REPL or to one answer."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -56,6 +57,7 @@ def run(
         bool, _option("--plain-output", "replies as plain text, not markdown")
     ] = False,
     no_stats: Annotated[bool, _option("--no-stats", "no stats line per reply")] = False,
+    tools: Annotated[Path | None, _option("--tools", "tools.yaml for /plan", "FILE")] = None,
 ) -> None:
     """Chat interactively. Enter sends, Alt+Enter adds a line, /help lists commands."""
     with errors_to_exit(opts.debug) as cancel:
@@ -69,6 +71,8 @@ def run(
 
         history = False if no_history else None
         settings = chat_settings(opts, history)
+        if tools is not None:
+            settings = replace(settings, tools=str(tools))
         remote = server_url(opts.where, settings)
         resumed = resumed_chat(opts, model)
         name = (
@@ -115,7 +119,7 @@ def _repl(
     for line in ready.notes:
         io.notice(line)
     io.notice(ready.header() + " · /help for commands, Ctrl-D to leave")
-    Repl(ready.kept, io, stats).run()
+    Repl(ready.kept, io, stats, settings.tools).run()
 
 
 @with_options(ChatOptions)
@@ -146,16 +150,34 @@ def ask(
     plain: Annotated[bool, _option("--plain", "append PLAINFORMAT: code without prose")] = False,
     functions: Annotated[
         Path | None,
-        _option("--functions", "YAML/JSON functions: print the model's choice as JSON", "FILE"),
+        _option("--functions", "YAML/JSON functions: the choice as JSON; a command: runs", "FILE"),
     ] = None,
     print_prompt: Annotated[
         bool, _option("--print-prompt", "print the exact prompt and exit")
     ] = False,
     as_json: Annotated[bool, _option("--json", "one JSON object on stdout")] = False,
+    plan: Annotated[
+        str | None, _option("--plan", "reWOO: the model plans, airochat runs the tools", "QUESTION")
+    ] = None,
+    tools: Annotated[
+        Path | None, _option("--tools", "tools.yaml for --plan (built-ins always there)", "FILE")
+    ] = None,
+    dry_run: Annotated[
+        bool, _option("--dry-run", "with --plan: show the parsed plan, run nothing")
+    ] = False,
+    max_steps: Annotated[
+        int, _option("--max-steps", "with --plan: the most steps a plan may have", "N")
+    ] = 10,
 ) -> None:
     """Answer one message and exit: for scripts and pipes. With --server, one argument is the
     message."""
     with errors_to_exit(opts.debug) as cancel:
+        if plan is not None:
+            from airochat.cli.plan import PlanArgs, ask_plan
+
+            args = PlanArgs(model, plan, tools, dry_run, max_steps, print_prompt, as_json, prompt)
+            ask_plan(opts, args, cancel)
+            return
         from airochat.cli.ask_io import answer, read_stdin
         from airochat.services.launch import open_chat
         from airochat.services.messages import MessageSpec, build_message
@@ -174,6 +196,7 @@ def ask(
             plain=plain,
             functions=functions,
             allow_empty=opts.scene is not None,  # a scene's opening is a first turn of its own
+            yes=opts.yes,
         )
         text = build_message(spec)
         request = chat_request(

@@ -68,7 +68,9 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", help="show llama.cpp's lo
 DebugOpt = Annotated[bool, typer.Option("--debug", help="tracebacks on errors", metavar="")]
 YesOpt = Annotated[
     bool,
-    typer.Option("--yes", "-y", help="download a missing Hub model without asking", metavar=""),
+    typer.Option(
+        "--yes", "-y", help="no questions: fetch a missing model, run plan steps", metavar=""
+    ),
 ]
 SceneOpt = Annotated[
     Path | None,

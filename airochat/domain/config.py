@@ -72,6 +72,7 @@ class Settings:
     session_cache_max_mb: int = 2048
     keep_chats: bool = True  # every chat in the chat library (`airochat chats`)
     chat_cache_max_mb: int = 4096  # the library chats' KV caches, all together
+    tools: str = ""  # tools.yaml for reWOO plans (ask --plan, /plan); "" = the built-ins only
     sampling: Sampling = field(default_factory=Sampling)
 
     def validate(self) -> None:

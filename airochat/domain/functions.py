@@ -44,11 +44,32 @@ def load_functions(path: Path) -> dict[str, Any]:
             raise InputFileError(f"{path}: function {name!r} needs a description")
         if not isinstance(spec.get("params", {}), dict):
             raise InputFileError(f"{path}: the params of {name!r} should be a mapping")
+        _check_command(spec, f"{path}: function {name!r}")
     return data
 
 
+def _check_command(spec: dict[str, Any], where: str) -> None:
+    """`command: [argv...]` (optional): what runs the function once the model chose it."""
+    argv = spec.get("command")
+    if argv is not None and (
+        not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv)
+    ):
+        raise InputFileError(f"{where}: command should be a non-empty list of strings (argv)")
+    timeout = spec.get("timeout", 60)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise InputFileError(f"{where}: timeout should be a positive number of seconds")
+
+
+# Keys that tell airochat how to run a function: never shown to the model.
+RUN_KEYS = ("command", "timeout")
+
+
 def functions_prompt(functions: dict[str, Any], user_input: str) -> str:
-    listing = yaml.safe_dump(functions, sort_keys=False, allow_unicode=True, width=1000).rstrip()
+    shown = {
+        name: {k: v for k, v in spec.items() if k not in RUN_KEYS}
+        for name, spec in functions.items()
+    }
+    listing = yaml.safe_dump(shown, sort_keys=False, allow_unicode=True, width=1000).rstrip()
     return f"{PREAMBLE}\n\nInput: {user_input.strip()}\n\nAvailable functions:\n{listing}"
 
 

@@ -10,6 +10,7 @@ import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from airochat.domain.closed_context import Document, closed_context, document_from_path
 from airochat.domain.config import Sampling
@@ -43,6 +44,8 @@ class Commands:
         self.io = io
         self.play = play
         self.staged: list[Document] = []  # closed-context documents for the next message
+        self.tools_file = ""  # tools.yaml for /plan ("" : the built-ins)
+        self.functions: dict[str, Any] | None = None  # /call FILE: the next message chooses
         self.show_stats = True
 
     def names(self) -> list[str]:
@@ -56,7 +59,32 @@ class Commands:
         return closed_context(docs, message, {})
 
     def send(self, message: str) -> None:
+        if self.functions is not None:
+            from airochat.services.repl_plans import call_in_repl
+
+            functions, self.functions = self.functions, None
+            call_in_repl(self.chat, self.io, self.play, functions, self.compose(message))
+            return
         self.play(self.chat.send(self.compose(message)))
+
+    def cmd_plan(self, arg: str) -> bool:
+        """/plan QUESTION: the model plans (reWOO), the tools run (asked first)."""
+        from airochat.services.repl_plans import plan_in_repl
+
+        if not arg:
+            raise UsageError("/plan QUESTION (tools from run --tools or tools = in config)")
+        plan_in_repl(self.chat, self.io, self.play, self.tools_file, arg)
+        return False
+
+    def cmd_call(self, arg: str) -> bool:
+        """/call FILE: the next message picks a function from FILE; its command runs."""
+        from airochat.domain.functions import load_functions
+
+        if not arg:
+            raise UsageError("/call FILE (a functions file, as ask --functions takes)")
+        self.functions = load_functions(Path(arg).expanduser())
+        self.io.notice(f"{len(self.functions)} function(s): your next message chooses one")
+        return False
 
     def run(self, line: str) -> bool:
         """Run a `/command`; True means leave the REPL."""

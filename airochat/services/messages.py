@@ -28,6 +28,7 @@ class MessageSpec:
     plain: bool = False
     functions: Path | None = None
     allow_empty: bool = False
+    yes: bool = False  # a chosen function's command runs without asking
     loaded_functions: dict[str, Any] = field(default_factory=dict)
 
 

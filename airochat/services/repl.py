@@ -52,8 +52,9 @@ class Repl:
     """The loop and what it keeps between turns: the command set in force and the chat's
     life on disk (`KeptChat`: autosave after every change, the model's cache at the end)."""
 
-    def __init__(self, kept: KeptChat, io: ChatIO, stats: bool = True) -> None:
+    def __init__(self, kept: KeptChat, io: ChatIO, stats: bool = True, tools: str = "") -> None:
         self.kept = kept
+        self.tools = tools  # tools.yaml for /plan
         self.chat = kept.chat
         self.io = io
         self.stats = stats
@@ -65,6 +66,7 @@ class Repl:
     def _commands(self) -> Commands:
         commands = commands_for(self.kept, self.io, self.play)
         commands.show_stats = self.stats
+        commands.tools_file = self.tools
         return commands
 
     def _scene_changed(self) -> None:
