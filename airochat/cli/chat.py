@@ -58,7 +58,7 @@ def run(
                 "run is interactive and stdin is not a terminal; for scripts and pipes use "
                 "`airochat ask MODEL [PROMPT]` (the prompt can come from stdin)"
             )
-        from airochat.adapters.terminal import make_console
+        from airochat.adapters.terminal import loading, make_console
         from airochat.services.launch import open_chat
 
         history = False if no_history else None
@@ -67,7 +67,7 @@ def run(
         name = model or (None if remote else settings.model)
         request = chat_request(opts, settings, name, cancel, interactive=True, history=history)
         console = make_console()
-        console.print(f"[dim]Loading {name or remote} ...[/dim]", highlight=False)
+        loading(console, name or remote)
         ready = open_chat(request)
         try:
             markdown = settings.markdown and not plain_output
