@@ -147,7 +147,9 @@ def ask(
         from airochat.services.messages import MessageSpec, build_message
 
         settings = chat_settings(opts)
-        model, prompt = _positionals(model, prompt, server_url(opts.where, settings))
+        server = server_url(opts.where, settings)
+        model, prompt = _positionals(model, prompt, server)
+        model = model or (None if server else settings.model)  # as `run`: the default model
         spec = MessageSpec(
             prompt=prompt,
             stdin=read_stdin(),
@@ -175,11 +177,13 @@ def _positionals(
     model: str | None, prompt: str | None, server: str | None
 ) -> tuple[str | None, str | None]:
     """(MODEL, PROMPT) from what was typed. With a server, one argument is the message (the
-    server's model answers); MODEL `-` also leaves the choice to the server."""
+    server's model answers); MODEL `-` also leaves the choice to the server. Without one, a
+    lone argument with spaces in it is the message (no model name has one), for the default
+    model, as is a message on stdin with no argument."""
     if model == "-":
         return None, prompt
     if server and model is not None and prompt is None:
         return None, model
-    if model is None and not server:
-        raise UsageError("name a MODEL (or give --server URL)")
+    if model is not None and prompt is None and " " in model.strip() and not Path(model).exists():
+        return None, model  # a question, not a model name: the default model answers it
     return model, prompt
