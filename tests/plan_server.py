@@ -46,10 +46,17 @@ class _Handler(BaseHTTPRequestHandler):
             query = parse_qs(parts.query)
             assert query.get("format") == ["json"]
             results = [
-                {"title": "Louise Glück – Facts", "url": f"{base}/laureate", "content": f"Found for {query['q'][0]}"},
+                {
+                    "title": "Louise Glück – Facts",
+                    "url": f"{base}/laureate",
+                    "content": f"Found for {query['q'][0]}",
+                },
                 {"title": "More about her", "url": f"{base}/laureate?again", "content": "Poet."},
             ]
-            self._send(json.dumps({"query": query["q"][0], "results": results}).encode(), "application/json")
+            self._send(
+                json.dumps({"query": query["q"][0], "results": results}).encode(),
+                "application/json",
+            )
         elif parts.path == "/laureate":
             self._send(LAUREATE_PAGE.encode())
         elif parts.path.startswith("/hop/"):

@@ -1,6 +1,7 @@
 """The real REPL in a pseudo-terminal, with what a person would see: every byte the program
 writes is fed to a terminal emulator (pyte) of the same size, so a test reads the screen
-(wrapped, cropped or overdrawn as a terminal would show it), not the raw byte stream."""
+(wrapped, cropped or overdrawn as a terminal would show it). `raw` keeps the byte stream
+itself (decoded), for what a terminal would obey rather than show."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from tests.conftest import airochat_exe
 
 
 class Screen:
-    def __init__(self, *args: str, cols: int = 80, rows: int = 200) -> None:
+    def __init__(self, *args: str, cols: int = 80, rows: int = 200, command: str = "run") -> None:
+        self.raw = ""
         self.screen = pyte.Screen(cols, rows)
         self.stream = pyte.Stream(self.screen)
         env = {**os.environ, "TERM": "xterm-256color", "PROMPT_TOOLKIT_NO_CPR": "1"}
         self.child = pexpect.spawn(
             airochat_exe(),
-            ["run", *args],
+            [command, *args],
             env=env,
             encoding="utf-8",
             timeout=60,
@@ -28,6 +30,7 @@ class Screen:
         self.child.logfile_read = self  # every byte read goes to the emulator too
 
     def write(self, data: str) -> None:
+        self.raw += data
         self.stream.feed(data)
 
     def flush(self) -> None:

@@ -15,7 +15,7 @@ def test_shipped_defaults_follow_the_airoboros_cards() -> None:
     s = load_settings(DEFAULTS, None)
     assert s.sampling.temperature == 0.5
     assert s.sampling.max_tokens == 2048
-    assert s.model == "gemma3-270m"
+    assert s.model == "smollm2"
     assert s.history is True
 
 

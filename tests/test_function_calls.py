@@ -36,8 +36,16 @@ def _setup(tmp_path: Path, function: str = "count") -> tuple[Path, Path]:
 
 def _ask(model: Path, functions: Path, rec: Path, *args: str) -> tuple[int, str, str]:
     proc = run_cli(
-        "ask", str(model), "count python", "--functions", str(functions), "--threads", "1",
-        *args, env={"REC_FILE": str(rec)}, timeout=120,
+        "ask",
+        str(model),
+        "count python",
+        "--functions",
+        str(functions),
+        "--threads",
+        "1",
+        *args,
+        env={"REC_FILE": str(rec)},
+        timeout=120,
     )
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -83,7 +91,9 @@ def test_a_failing_command_is_exit_1_with_its_error(tmp_path: Path) -> None:
     rec = tmp_path / "rec.jsonl"
     code, out, err = _ask(model, functions, rec, "--yes", "--json")
     assert code == 1
-    assert json.loads(out)["run"]["error"] == f"{sys.executable} exited with status 3: it went wrong"
+    assert (
+        json.loads(out)["run"]["error"] == f"{sys.executable} exited with status 3: it went wrong"
+    )
     assert "fail: " in err and "status 3" in err
 
 

@@ -34,7 +34,10 @@ def _ask(model: Path, tools: Path, rec: Path) -> pexpect.spawn:
     return pexpect.spawn(
         airochat_exe(),
         ["ask", str(model), "--plan", "q?", "--tools", str(tools), "--threads", "1"],
-        env=env, encoding="utf-8", timeout=60, dimensions=(50, 200),
+        env=env,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(50, 200),
     )
 
 

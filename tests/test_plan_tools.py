@@ -31,7 +31,9 @@ def test_model_written_input_reaches_the_command_literally(
     rec = tmp_path / "rec.jsonl"
     monkeypatch.setenv("REC_FILE", str(rec))
     monkeypatch.chdir(tmp_path)
-    tool = user_command_tool(CommandSpec("Echo", "echo", (sys.executable, REC, "{input}", "x={input}!")))
+    tool = user_command_tool(
+        CommandSpec("Echo", "echo", (sys.executable, REC, "{input}", "x={input}!"))
+    )
     out = tool.run(_call(NASTY))
     seen = json.loads(rec.read_text())
     assert seen["argv"] == [NASTY, f"x={NASTY}!"]  # one argv element each, as written
@@ -42,7 +44,9 @@ def test_model_written_input_reaches_the_command_literally(
     assert tool.shows is not None and tool.shows(_call("a b")).endswith("'a b' 'x=a b!'")
 
 
-def test_a_failing_command_is_an_error_with_its_stderr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_command_is_an_error_with_its_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REC_FILE", str(tmp_path / "rec.jsonl"))
     tool = user_command_tool(CommandSpec("Echo", "echo", (sys.executable, REC, "fail")))
     with pytest.raises(ToolError, match="exited with status 3: it went wrong"):
@@ -52,7 +56,9 @@ def test_a_failing_command_is_an_error_with_its_stderr(tmp_path: Path, monkeypat
         missing.run(_call("x"))
 
 
-def test_a_hanging_command_is_stopped_at_its_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_hanging_command_is_stopped_at_its_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("REC_FILE", str(tmp_path / "rec.jsonl"))
     tool = user_command_tool(CommandSpec("Slow", "s", (sys.executable, REC, "hang"), timeout_s=1))
     start = time.monotonic()
@@ -158,7 +164,11 @@ def test_links_are_extracted_in_order_once() -> None:
 
 def test_knowledge_model_gets_long_evidence_as_begininput_blocks() -> None:
     long = "Louise Glück won.\nHer most famous work is The Wild Iris."
-    call = Call("What is the famous work of :evidence1:, given :evidence4:?", "", {1: "Louise Glück", 4: long})
+    call = Call(
+        "What is the famous work of :evidence1:, given :evidence4:?",
+        "",
+        {1: "Louise Glück", 4: long},
+    )
     assert knowledge_prompt(call) == (
         "BEGININPUT\nBEGINCONTEXT\nevidence: :evidence4:\nENDCONTEXT\n"
         f"{long}\nENDINPUT\nBEGININSTRUCTION\n"
@@ -183,8 +193,10 @@ def test_tools_file_errors_are_one_line(tmp_path: Path) -> None:
         with pytest.raises(InputFileError, match=None) as info:
             load_tools_file(f)
         assert said in str(info.value), text
-    f.write_text("search_url: http://127.0.0.1:1/search\nrename: {DuckDuckGo: WebSearch}\n"
-                 "tools:\n  - {name: Echo, description: says it, command: [echo, '{input}'], timeout: 2}\n")
+    f.write_text(
+        "search_url: http://127.0.0.1:1/search\nrename: {DuckDuckGo: WebSearch}\n"
+        "tools:\n  - {name: Echo, description: says it, command: [echo, '{input}'], timeout: 2}\n"
+    )
     spec = load_tools_file(f)
     assert spec.search == "searxng" and spec.rename == {"DuckDuckGo": "WebSearch"}
     assert spec.commands[0] == CommandSpec("Echo", "says it", ("echo", "{input}"), 2.0)
@@ -198,7 +210,9 @@ def test_mcp_server_tools_are_listed_and_called_over_stdio() -> None:
     from airochat.domain.tools_file import McpSpec
     from airochat.services.plan_tools import mcp_server_tools
 
-    tools = {t.name: t for t in mcp_server_tools(McpSpec("Notes", (sys.executable, MCP_SERVER), 30))}
+    tools = {
+        t.name: t for t in mcp_server_tools(McpSpec("Notes", (sys.executable, MCP_SERVER), 30))
+    }
     assert set(tools) == {"read_note", "broken"}
     assert tools["read_note"].description == "Reads the note with this name."
     assert tools["read_note"].reaches == "mcp"

@@ -40,9 +40,17 @@ def _tools(tmp_path: Path, port: int, private: bool = True, extra: str = "") -> 
 
 def _ask(model: Path, tools: Path, rec: Path, *args: str) -> tuple[int, str, str]:
     proc = run_cli(
-        "ask", str(model), "--plan", "Who won the Nobel Prize in Literature in 2020?",
-        "--tools", str(tools), "--threads", "1", *args,
-        env={"REC_FILE": str(rec)}, timeout=120,
+        "ask",
+        str(model),
+        "--plan",
+        "Who won the Nobel Prize in Literature in 2020?",
+        "--tools",
+        str(tools),
+        "--threads",
+        "1",
+        *args,
+        env={"REC_FILE": str(rec)},
+        timeout=120,
     )
     return proc.returncode, proc.stdout, proc.stderr
 
@@ -70,7 +78,11 @@ Answer: :evidence4:
     result = json.loads(out)
     steps = result["steps"]
     assert [s["tool"] for s in steps] == [
-        "DuckDuckGo", "HyperlinkExtractor", "TextScraper", "Echo", "KnowledgeModel",
+        "DuckDuckGo",
+        "HyperlinkExtractor",
+        "TextScraper",
+        "Echo",
+        "KnowledgeModel",
     ]
     assert all(s["error"] is None for s in steps), steps
     base = f"http://127.0.0.1:{server.server_port}"
@@ -93,7 +105,10 @@ Answer: :evidence4:
 def test_without_a_terminal_or_yes_a_plan_that_reaches_out_is_refused(tmp_path: Path) -> None:
     rec = tmp_path / "rec.jsonl"
     with plan_server() as server:
-        model = _model(tmp_path, ":evidence0: = HyperlinkExtractor[x]\n:evidence1: = Echo[hi]\nAnswer: :evidence1:")
+        model = _model(
+            tmp_path,
+            ":evidence0: = HyperlinkExtractor[x]\n:evidence1: = Echo[hi]\nAnswer: :evidence1:",
+        )
         code, out, err = _ask(model, _tools(tmp_path, server.server_port), rec)
     assert code == 2, err
     assert "Echo (line 2)" in err and "give --yes" in err
@@ -119,7 +134,10 @@ def test_private_addresses_are_refused_by_default(tmp_path: Path) -> None:
     [
         (":evidence0: = Echo[a]\nrm -rf ~\nAnswer: :evidence0:", "line 2: not a Plan:"),
         (":evidence0: = Shell[rm -rf ~]\nAnswer: :evidence0:", "line 1: unknown tool 'Shell'"),
-        (":evidence0: = Echo[:evidence1:]\n:evidence1: = Echo[b]\nAnswer: :evidence1:", "line 1: :evidence1: is used before a step produces it"),
+        (
+            ":evidence0: = Echo[:evidence1:]\n:evidence1: = Echo[b]\nAnswer: :evidence1:",
+            "line 1: :evidence1: is used before a step produces it",
+        ),
     ],
 )
 def test_a_bad_plan_runs_nothing(tmp_path: Path, plan: str, said: str) -> None:
@@ -137,7 +155,10 @@ def test_a_hanging_tool_times_out_and_a_flood_is_capped(tmp_path: Path) -> None:
         "  - name: Flood\n    description: Prints a lot.\n"
         f"    command: [{sys.executable!r}, {REC!r}, flood]\n"
     )
-    model = _model(tmp_path, ":evidence0: = Echo[hang]\n:evidence1: = Flood[go]\nAnswer: :evidence0: :evidence1:")
+    model = _model(
+        tmp_path,
+        ":evidence0: = Echo[hang]\n:evidence1: = Flood[go]\nAnswer: :evidence0: :evidence1:",
+    )
     code, out, err = _ask(model, _tools(tmp_path, 9, extra=extra), rec, "--yes", "--json")
     assert code == 1
     hang, flood = json.loads(out)["steps"]
@@ -157,7 +178,9 @@ def test_dry_run_shows_the_plan_and_runs_nothing(tmp_path: Path) -> None:
     assert out.splitlines() == ["Plan: say it", ":evidence0: = Echo[hello]", "Answer: :evidence0:"]
     assert "nothing was run" in err and not rec.exists()
     code, out, _ = _ask(model, _tools(tmp_path, 9), rec, "--dry-run", "--json")
-    assert json.loads(out)["steps"] == [{"evidence_id": 0, "tool": "Echo", "input": "hello", "plan": "say it"}]
+    assert json.loads(out)["steps"] == [
+        {"evidence_id": 0, "tool": "Echo", "input": "hello", "plan": "say it"}
+    ]
 
 
 def test_print_prompt_shows_the_cards_planning_prompt(tmp_path: Path) -> None:
@@ -165,7 +188,10 @@ def test_print_prompt_shows_the_cards_planning_prompt(tmp_path: Path) -> None:
 
     model = _model(tmp_path, ":evidence0: = Echo[a]\nAnswer: :evidence0:")
     proc = run_cli(
-        "ask", str(model), "--plan", "Who won the Nobel Prize in Literature in 2020 and what is their most famous work?",
+        "ask",
+        str(model),
+        "--plan",
+        "Who won the Nobel Prize in Literature in 2020 and what is their most famous work?",
         "--print-prompt",
     )
     assert proc.returncode == 0, proc.stderr
@@ -191,9 +217,16 @@ def test_mcp_tools_from_the_tools_file_run_in_a_plan(tmp_path: Path) -> None:
     server = str(Path(__file__).with_name("mcp_notes_server.py"))
     extra = f"  - name: Notes\n    mcp: [{sys.executable!r}, {server!r}]\n"
     rec = tmp_path / "rec.jsonl"
-    model = _model(tmp_path, "Plan: read the note\n:evidence0: = read_note[nobel]\nAnswer: :evidence0:")
+    model = _model(
+        tmp_path, "Plan: read the note\n:evidence0: = read_note[nobel]\nAnswer: :evidence0:"
+    )
     proc = run_cli(
-        "ask", str(model), "--plan", "q?", "--tools", str(_tools(tmp_path, 9, extra=extra)),
+        "ask",
+        str(model),
+        "--plan",
+        "q?",
+        "--tools",
+        str(_tools(tmp_path, 9, extra=extra)),
         "--print-prompt",
     )
     assert "read_note[input]: Reads the note with this name." in proc.stdout

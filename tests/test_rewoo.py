@@ -17,24 +17,24 @@ NOBEL = "Who won the Nobel Prize in Literature in 2020 and what is their most fa
 
 # The airoboros l2 2.0 / m2.0 card's example prompt, as DESIGN.md keeps it.
 CARD_PROMPT = (
-    'Please construct a systematic plan to generate an optimal response to the user instruction, utilizing a set of provided tools. Each plan will correspond to an evidence value, which will be the output of one of the available functions given an input string\n'
+    "Please construct a systematic plan to generate an optimal response to the user instruction, utilizing a set of provided tools. Each plan will correspond to an evidence value, which will be the output of one of the available functions given an input string\n"
     "that could be the user's question, one or more prior evidence values, or a combination of both.\n"
-    '\n'
-    'Here are the tools available to be called:\n'
+    "\n"
+    "Here are the tools available to be called:\n"
     "DuckDuckGo[input]: Tool that enables the user to search for information using the DuckDuckGo search engine. This tool is helpful in locating a suitable list of sites that may contain the answer to the user's query. It does not directly answer the question but finds a list of sites that might have the answer.\n"
-    'TextScraper[input]: Load one or more websites from the input string containing newline delimited links, where input is one or more links, and produces plain text output containing the content of the links.\n'
-    'HyperlinkExtractor[input]: Extract links from plain text and produces a plain text, newline delimited response of links.\n'
-    'KnowledgeModel[input]: Question answering language model, particularly useful in answering questions based on an input passage of text. The input must be a text question that references an :evidence[n]: variable, e.g. What color is the cat, given :evidence1:?\n'
-    '\n'
-    'The output should be in format:\n'
-    'Plan: [first action to take based on input question]\n'
-    ':evidence0: = [function to call with input parameter]\n'
-    'Plan: [next action to take, based on result of :evidence0:]\n'
+    "TextScraper[input]: Load one or more websites from the input string containing newline delimited links, where input is one or more links, and produces plain text output containing the content of the links.\n"
+    "HyperlinkExtractor[input]: Extract links from plain text and produces a plain text, newline delimited response of links.\n"
+    "KnowledgeModel[input]: Question answering language model, particularly useful in answering questions based on an input passage of text. The input must be a text question that references an :evidence[n]: variable, e.g. What color is the cat, given :evidence1:?\n"
+    "\n"
+    "The output should be in format:\n"
+    "Plan: [first action to take based on input question]\n"
+    ":evidence0: = [function to call with input parameter]\n"
+    "Plan: [next action to take, based on result of :evidence0:]\n"
     ':evidence1: = [next function to call and input parameter, which may include reference to previous evidence, e.g. "Given context :evidence0"]\n'
-    '...\n'
-    'Answer: [:evidence[n]: containing the final answer.]\n'
-    '\n'
-    'Question: Who won the Nobel Prize in Literature in 2020 and what is their most famous work?'
+    "...\n"
+    "Answer: [:evidence[n]: containing the final answer.]\n"
+    "\n"
+    "Question: Who won the Nobel Prize in Literature in 2020 and what is their most famous work?"
 )
 
 # The card's own example answer.
@@ -72,11 +72,17 @@ def test_user_tools_follow_the_built_ins_in_the_same_shape() -> None:
 def test_the_cards_example_plan_parses() -> None:
     plan = parse_plan(CARD_PLAN, TOOLS)
     assert [s.tool for s in plan.steps] == [
-        "DuckDuckGo", "KnowledgeModel", "DuckDuckGo", "HyperlinkExtractor", "TextScraper",
+        "DuckDuckGo",
+        "KnowledgeModel",
+        "DuckDuckGo",
+        "HyperlinkExtractor",
+        "TextScraper",
         "KnowledgeModel",
     ]
     assert [s.evidence for s in plan.steps] == [0, 1, 2, 3, 4, 5]
-    assert plan.steps[1].input == "Who won the Nobel Prize in Literature in 2020, given :evidence0:?"
+    assert (
+        plan.steps[1].input == "Who won the Nobel Prize in Literature in 2020, given :evidence0:?"
+    )
     assert plan.steps[0].plan.startswith("Begin by conducting a web search")
     assert plan.steps[0].line == 3
     assert plan.answer == ":evidence5:"
@@ -94,22 +100,41 @@ def test_case_and_spacing_are_tolerated() -> None:
 
 
 def test_references_and_substitution() -> None:
-    assert references("a :evidence1: b :evidence[2]: c :Evidence1: d Given context :evidence0") == [1, 2, 0]
-    assert substitute("of :evidence1:, given :evidence0 ok", {0: "ZERO", 1: "ONE"}.__getitem__) == "of ONE, given ZERO ok"
+    assert references("a :evidence1: b :evidence[2]: c :Evidence1: d Given context :evidence0") == [
+        1,
+        2,
+        0,
+    ]
+    assert (
+        substitute("of :evidence1:, given :evidence0 ok", {0: "ZERO", 1: "ONE"}.__getitem__)
+        == "of ONE, given ZERO ok"
+    )
 
 
 @pytest.mark.parametrize(
     ("reply", "said"),
     [
-        ("Plan: x\n:evidence0: = DuckDuckGo[q]\nrm -rf /\nAnswer: :evidence0:", "line 3: not a Plan:"),
+        (
+            "Plan: x\n:evidence0: = DuckDuckGo[q]\nrm -rf /\nAnswer: :evidence0:",
+            "line 3: not a Plan:",
+        ),
         ("Plan: x\n:evidence0: = Shell[ls]\nAnswer: :evidence0:", "line 2: unknown tool 'Shell'"),
-        (":evidence0: = DuckDuckGo[q :evidence1:]\n:evidence1: = Echo[x]\nAnswer: :evidence1:", "line 1: :evidence1: is used before a step produces it"),
-        (":evidence0: = Echo[a]\n:evidence0: = Echo[b]\nAnswer: :evidence0:", "line 2: :evidence0: is produced twice"),
+        (
+            ":evidence0: = DuckDuckGo[q :evidence1:]\n:evidence1: = Echo[x]\nAnswer: :evidence1:",
+            "line 1: :evidence1: is used before a step produces it",
+        ),
+        (
+            ":evidence0: = Echo[a]\n:evidence0: = Echo[b]\nAnswer: :evidence0:",
+            "line 2: :evidence0: is produced twice",
+        ),
         (":evidence0: = Echo[a]\nAnswer: :evidence3:", "line 2: :evidence3: is used before"),
         (":evidence0: = Echo[a]\n", "no Answer: line"),
         ("Plan: nothing\nAnswer: 42", "no :evidenceN: = Tool[input] step"),
         (":evidence0: = Echo[a]\nAnswer: :evidence0:\nmore", "line 3: text after the Answer line"),
-        ("".join(f":evidence{i}: = Echo[{i}]\n" for i in range(11)) + "Answer: :evidence10:", "more than 10 steps"),
+        (
+            "".join(f":evidence{i}: = Echo[{i}]\n" for i in range(11)) + "Answer: :evidence10:",
+            "more than 10 steps",
+        ),
     ],
 )
 def test_a_bad_plan_names_its_line_and_runs_nothing(reply: str, said: str) -> None:

@@ -65,8 +65,10 @@ def write_tiny_llama(
     chat_template: str | None = None,
     n_layer: int = 2,
     bos_id: int = 1,
+    name: str = "tiny-llama-test",
 ) -> Path:
-    """`n_layer` and `bos_id` can be set to what a damaged download might hold."""
+    """`n_layer` and `bos_id` can be set to what a damaged download might hold; `name` is
+    general.name."""
     tokens, scores, types = vocab()
     n_vocab, n_embd, n_ff, n_head = len(tokens), 32, 64, 4
     rng = np.random.default_rng(seed)
@@ -75,7 +77,7 @@ def write_tiny_llama(
         return (rng.standard_normal(shape) * 0.2).astype(np.float32)
 
     shape = Shape(n_embd, n_ff, n_head, n_layer)
-    writer = llama_writer(path, "tiny-llama-test", (tokens, scores, types), shape, ctx, bos_id)
+    writer = llama_writer(path, name, (tokens, scores, types), shape, ctx, bos_id)
     if chat_template is not None:
         writer.add_chat_template(chat_template)
     writer.add_tensor("token_embd.weight", w(n_vocab, n_embd))

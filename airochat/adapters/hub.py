@@ -46,7 +46,9 @@ class VerificationError(HubError):
 
 # Where short progress notes go (retries, resumes): stderr, so stdout stays clean for scripts.
 def _stderr_note(message: str) -> None:
-    print(f"airochat: {message}", file=sys.stderr, flush=True)
+    from airochat.domain.visible import visible
+
+    print(visible(f"airochat: {message}"), file=sys.stderr, flush=True)
 
 
 NOTE: Callable[[str], None] = _stderr_note

@@ -8,6 +8,8 @@ import sys
 from collections import deque
 from typing import Any
 
+from airochat.domain.visible import visible
+
 
 class LogTail:
     """Keeps llama.cpp's last log lines so a load failure can say what llama.cpp said."""
@@ -19,8 +21,8 @@ class LogTail:
 
     def __call__(self, level: int, text: bytes, _user: Any) -> None:
         s = text.decode("utf-8", errors="replace")
-        if self.echo:
-            sys.stderr.write(s)
+        if self.echo:  # --verbose: the log quotes the file's metadata, shown not obeyed
+            sys.stderr.write(visible(s) if sys.stderr.isatty() else s)
         self._partial += s
         while "\n" in self._partial:
             line, self._partial = self._partial.split("\n", 1)

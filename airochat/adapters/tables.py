@@ -6,11 +6,21 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from airochat.domain.visible import visible
+
+
+def _text(value: object) -> Text:
+    """A cell or a title: a model's name, a file's metadata, a Hub listing. Shown with its
+    control characters made visible, never read as rich markup (`[link=...]`)."""
+    return Text(visible(str(value)))
 
 
 def print_bench(r: dict[str, Any], console: Console) -> None:
     head = Table(
-        title=f"{r['model']} · {r['threads']} threads · ctx {r['n_ctx']}", show_header=False
+        title=_text(f"{r['model']} · {r['threads']} threads · ctx {r['n_ctx']}"),
+        show_header=False,
     )
     head.add_column(style="bold")
     head.add_column(justify="right")
@@ -57,7 +67,7 @@ def _size(n: int | None) -> str:
 
 
 def print_info(d: dict[str, Any], console: Console) -> None:
-    t = Table(title=d["model"], show_header=False)
+    t = Table(title=_text(d["model"]), show_header=False)
     t.add_column(style="bold")
     t.add_column()
     rope = d["rope"]
@@ -93,7 +103,7 @@ def print_info(d: dict[str, Any], console: Console) -> None:
         ("threads", str(d["threads"])),
     ]
     for key, value in rows:
-        t.add_row(key, value)
+        t.add_row(key, _text(value))
     console.print(t)
 
 
@@ -116,12 +126,6 @@ def print_models(rows: list[dict[str, Any]], console: Console) -> None:
         if r.get("engine"):  # GPU-server weights: say where they run, and the local twin
             quant, size, fits = "AWQ/GPTQ", "-", "server"
             repo += f" (vLLM; here use {r['local']})" if r.get("local") else " (vLLM)"
-        t.add_row(
-            r["alias"] or "",
-            repo,
-            quant,
-            size,
-            "yes" if r["downloaded"] else "",
-            fits,
-        )
+        cells = (r["alias"] or "", repo, quant, size, "yes" if r["downloaded"] else "", fits)
+        t.add_row(*(_text(cell) for cell in cells))
     console.print(t)

@@ -19,7 +19,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
-from airochat.adapters.reply_views import PlainView, ReplyView
+from airochat.adapters.reply_views import PlainView, ReplyView, on_screen
 from airochat.adapters.storage import private_file
 from airochat.adapters.typeahead import TypeAhead
 from airochat.errors import UsageError
@@ -32,6 +32,11 @@ def make_console(file: IO[str] | None = None, stderr: bool = False) -> Console:
     rich wraps (soft wrap on would crop markdown list items and block quotes at the edge);
     stderr carries one-line messages that scripts read, never broken by rich."""
     return Console(file=file, stderr=stderr, highlight=False, soft_wrap=stderr)
+
+
+def loading(console: Console, what: str | None) -> None:
+    """`Loading NAME ...`: a file's name is shown, never obeyed (nor read as rich markup)."""
+    console.print(Text(on_screen(console, f"Loading {what} ..."), style="dim"))
 
 
 def fence_open(text: str) -> bool:
@@ -222,14 +227,17 @@ class TerminalIO:
         if summary:
             self.console.print(Text(summary, style="dim"))
 
+    # What is shown, noticed or said wrong may quote a reply, a file or a server: its control
+    # characters are made visible on a terminal (Text is never read as rich markup).
+
     def show(self, text: str) -> None:
-        self.console.print(Text(text))
+        self.console.print(Text(on_screen(self.console, text)))
 
     def notice(self, text: str) -> None:
-        self.console.print(Text(text, style="dim"))
+        self.console.print(Text(on_screen(self.console, text), style="dim"))
 
     def error(self, text: str) -> None:
-        self.console.print(Text(text, style="bold red"))
+        self.console.print(Text(on_screen(self.console, text), style="bold red"))
 
 
 def _run_editor(editor: str, path: str) -> str | None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from airochat.cli.edge import note
+from airochat.domain.visible import visible
 from airochat.errors import AirochatError, ExitCode, InputFileError
 
 if TYPE_CHECKING:
@@ -59,7 +60,13 @@ def _print_prompt(chat: Chat, text: str, as_json: bool) -> None:
         out = {"prompt": preview.prompt, "stop": preview.stops, "template": preview.template}
         typer.echo(json.dumps(out, ensure_ascii=False))
     else:
-        sys.stdout.write(preview.prompt + "\n")
+        sys.stdout.write(_shown(preview.prompt) + "\n")
+
+
+def _shown(text: str) -> str:
+    """A reply as stdout takes it: exact on a pipe (the user's data), its control characters
+    made visible on a terminal (a reply never controls it)."""
+    return visible(text) if sys.stdout.isatty() else text
 
 
 def _answer(chat: Chat, events: Iterator[ChatEvent], as_json: bool) -> None:
@@ -69,7 +76,7 @@ def _answer(chat: Chat, events: Iterator[ChatEvent], as_json: bool) -> None:
     for event in events:
         if isinstance(event, TextChunk):
             if not as_json:
-                sys.stdout.write(event.text)
+                sys.stdout.write(_shown(event.text))
                 sys.stdout.flush()
         elif isinstance(event, Done):
             done = event

@@ -66,7 +66,7 @@ def run(
                 "run is interactive and stdin is not a terminal; for scripts and pipes use "
                 "`airochat ask MODEL [PROMPT]` (the prompt can come from stdin)"
             )
-        from airochat.adapters.terminal import make_console
+        from airochat.adapters.terminal import loading, make_console
         from airochat.services.launch import open_chat
 
         history = False if no_history else None
@@ -84,7 +84,7 @@ def run(
             opts, settings, name, cancel, interactive=True, history=history, resumed=resumed
         )
         console = make_console()
-        console.print(f"[dim]Loading {name or remote} ...[/dim]", highlight=False)
+        loading(console, name or remote)
         ready = open_chat(request)
         ready.notes += [n for n in [keeping_note(opts, settings)] if n]
         try:
@@ -183,10 +183,12 @@ def ask(
         from airochat.services.messages import MessageSpec, build_message
 
         settings = chat_settings(opts)
+        server = server_url(opts.where, settings)
         resuming = opts.resume_latest or opts.chat_id is not None
-        model, prompt = _positionals(model, prompt, server_url(opts.where, settings), resuming)
+        model, prompt = _positionals(model, prompt, server, resuming)
         resumed = resumed_chat(opts, model)
         model = model or (resumed.model_ref if resumed else None)
+        model = model or (None if server else settings.model)  # as `run`: the default model
         spec = MessageSpec(
             prompt=prompt,
             stdin=read_stdin(),
@@ -217,11 +219,13 @@ def _positionals(
 ) -> tuple[str | None, str | None]:
     """(MODEL, PROMPT) from what was typed. With a server, one argument is the message (the
     server's model answers); MODEL `-` also leaves the choice to the server. Resuming a kept
-    chat (-c, --chat), one argument is the message too (the chat's model answers)."""
+    chat (-c, --chat), one argument is the message too (the chat's model answers). Otherwise
+    a lone argument with spaces in it is the message (no model name has one), for the default
+    model, as is a message on stdin with no argument."""
     if model == "-":
         return None, prompt
     if (server or resuming) and model is not None and prompt is None:
         return None, model
-    if model is None and not server and not resuming:
-        raise UsageError("name a MODEL (or give --server URL)")
+    if model is not None and prompt is None and " " in model.strip() and not Path(model).exists():
+        return None, model  # a question, not a model name: the default model answers it
     return model, prompt

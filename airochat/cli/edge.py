@@ -26,19 +26,22 @@ if TYPE_CHECKING:
 
 
 def err(message: str) -> None:
-    from rich.text import Text
-
-    from airochat.adapters.terminal import make_console
-
-    make_console(stderr=True).print(Text(f"airochat: error: {message}", style="red"))
+    _say(f"airochat: error: {message}", "red")
 
 
 def note(message: str) -> None:
+    _say(f"airochat: {message}", "dim")
+
+
+def _say(line: str, style: str) -> None:
+    """One line on stderr. It may quote a server's error body, a log line or a file name:
+    its control characters are always made visible, and it is never read as rich markup."""
     from rich.text import Text
 
     from airochat.adapters.terminal import make_console
+    from airochat.domain.visible import visible
 
-    make_console(stderr=True).print(Text(f"airochat: {message}", style="dim"))
+    make_console(stderr=True).print(Text(visible(line), style=style))
 
 
 @contextmanager

@@ -56,17 +56,21 @@ def pull(
 ) -> None:
     """Download a GGUF quant into the Hugging Face cache, verified by sha256."""
     with errors_to_exit(debug):
+        from rich.text import Text
+
         from airochat.adapters.terminal import make_console
+        from airochat.domain.visible import visible
         from airochat.services.pull import pull as do_pull
 
         settings = settings_from(gpu_layers=gpu_layers)
         ref = _ref(model, quant)
         err = make_console(stderr=True)
         result = do_pull(ref, gpu=settings.gpu_layers != "0", force=force, keep_parts=keep_parts)
-        err.print(f"[dim]{result.option.label()}: {result.reason}[/dim]", highlight=False)
+        err.print(Text(visible(f"{result.option.label()}: {result.reason}"), style="dim"))
         verb = "downloaded" if result.downloaded else "already here"
         size = result.option.size / 2**30
-        err.print(f"{ref.label()} {result.option.quant} {verb} ({size:.2f} GiB), sha256 verified")
+        said = f"{ref.label()} {result.option.quant} {verb} ({size:.2f} GiB), sha256 verified"
+        err.print(Text(visible(said)))  # Hub names: shown, never obeyed
         typer.echo(str(result.path))
 
 
@@ -105,4 +109,7 @@ def remove(
 
         ref = _ref(model, quant)
         count, freed = do_remove(ref)
-        typer.echo(f"removed {count} file(s) of {ref.label()}, freed {freed / 2**30:.2f} GiB")
+        from airochat.domain.visible import visible
+
+        said = f"removed {count} file(s) of {ref.label()}, freed {freed / 2**30:.2f} GiB"
+        typer.echo(visible(said))

@@ -62,7 +62,10 @@ def bench(
     own completion API (bare llama-cpp-python, or llama-server's /completion). The seed is
     fixed (42) unless --seed says otherwise."""
     with errors_to_exit(opts.debug) as cancel:
+        from rich.text import Text
+
         from airochat.adapters.terminal import make_console
+        from airochat.domain.visible import visible
         from airochat.services.bench import run_bench
         from airochat.services.launch import ChatRequest, open_chat
 
@@ -85,7 +88,7 @@ def bench(
                 turns,
                 reply_tokens,
                 plot=plot is not None,
-                progress=lambda msg: err.print(f"[dim]{msg}[/dim]"),
+                progress=lambda msg: err.print(Text(visible(msg), style="dim")),
                 probes=ready.probes,
             ).to_dict()
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -35,13 +36,14 @@ def import_cards(
         import yaml
 
         from airochat.adapters.storage import atomic_write_text
+        from airochat.domain.visible import visible
         from airochat.errors import UsageError
         from airochat.services.roleplay import scene_from_cards
 
         scene = scene_from_cards(cards, user)
         text = yaml.safe_dump(scene, sort_keys=False, allow_unicode=True, width=100)
         if output is None:
-            typer.echo(text, nl=False)
+            typer.echo(visible(text) if sys.stdout.isatty() else text, nl=False)
             return
         if output.exists():
             raise UsageError(f"{output} exists; refusing to overwrite it")

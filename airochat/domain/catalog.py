@@ -12,7 +12,10 @@ from pathlib import Path
 
 from airochat.errors import ConfigError
 
-_KEYS = {"quant", "template", "ctx", "rope", "arch", "format", "engine", "local", "verified"}
+_KEYS = {
+    "quant", "template", "ctx", "rope", "arch", "format", "engine", "local", "verified",
+    "reply", "temperature",
+}  # fmt: skip
 ENGINES = ("openai",)
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SOURCE = re.compile(r"^(pypi:[A-Za-z0-9._-]+|[A-Za-z0-9][\w.-]*/[\w.-]+)$")
@@ -31,6 +34,8 @@ class CatalogEntry:
     engine: str = ""  # "openai": GPU-server weights (AWQ/GPTQ), reached with --server
     local: str = ""  # the alias of the same model as GGUF, for running it here
     verified: bool = True
+    reply: int = 0  # the longest reply by default (tokens; 0: airochat's max_tokens)
+    temperature: float | None = None  # the model's own default (None: airochat's)
 
     @property
     def package(self) -> str | None:
@@ -53,6 +58,13 @@ def _parse_rope(value: str, where: str) -> float:
     return scale
 
 
+def _whole(value: str, key: str, where: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{where}: {key} must be a whole number") from None
+
+
 def parse_line(line: str, where: str) -> CatalogEntry | None:
     body = line.split("#", 1)[0].strip()
     if not body:
@@ -73,10 +85,11 @@ def parse_line(line: str, where: str) -> CatalogEntry | None:
                 f"{where}: unknown field {pair!r} (known: {', '.join(sorted(_KEYS))})"
             )
         fields[key] = value
+    ctx, reply = (_whole(fields.get(key, "0"), key, where) for key in ("ctx", "reply"))
     try:
-        ctx = int(fields.get("ctx", "0"))
+        temperature = float(fields["temperature"]) if "temperature" in fields else None
     except ValueError:
-        raise ConfigError(f"{where}: ctx must be a whole number") from None
+        raise ConfigError(f"{where}: temperature must be a number") from None
     fmt = fields.get("format", "gguf")
     if fmt not in ("gguf", "ggml"):
         raise ConfigError(f"{where}: format must be gguf or ggml")
@@ -95,6 +108,8 @@ def parse_line(line: str, where: str) -> CatalogEntry | None:
         engine=engine,
         local=fields.get("local", ""),
         verified=fields.get("verified", "yes") != "no",
+        reply=max(reply, 0),
+        temperature=temperature,
     )
 
 

@@ -48,7 +48,7 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Settings:
-    model: str = "gemma3-270m"
+    model: str = "smollm2"
     template: str = ""
     system: str = ""
     ctx: int = 0

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-# stop: EOS or a stop string; length: the token limit; interrupted: Ctrl-C or request_stop().
-FinishReason = Literal["stop", "length", "interrupted"]
+# stop: EOS or a stop string; length: the token limit; interrupted: Ctrl-C or request_stop();
+# repeated: the chat stopped a reply looping on the same text (domain/repetition.py).
+FinishReason = Literal["stop", "length", "interrupted", "repeated"]
 
 
 @dataclass(frozen=True)

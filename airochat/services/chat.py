@@ -20,6 +20,7 @@ from airochat.domain.config import Sampling, sampling_from
 from airochat.domain.conversation import Conversation, Turn, tidy_message
 from airochat.domain.engine import Dropped, Engine
 from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
+from airochat.domain.repetition import RepetitionGuard
 from airochat.domain.scene import Scene, parse_scene
 from airochat.domain.templates import Template, encode, get_template, render
 from airochat.domain.transcript import SavedChat, SavedTurn, SessionFileError
@@ -152,10 +153,11 @@ class Chat:
         room = self.engine.n_ctx - len(prompt) - self._end_len()
         sampling = replace(self.sampling, max_tokens=max(1, min(self.sampling.max_tokens, room)))
         done: Done | None = None
+        guard = RepetitionGuard()  # a reply looping on the same text is stopped
         with self.cancel.arm(self.engine.request_stop):
             for event in self.engine.generate(prompt, sampling, self.stops(plan)):
                 if isinstance(event, Done):
-                    event = replace(event, text=valid_unicode(event.text))
+                    event = guard.done(replace(event, text=valid_unicode(event.text)))
                     tokens = self._reply_ids(event.text, event.tokens)
                     self.conversation.finish_turn(
                         turn, event.text, tokens, event.finish_reason, self.engine
@@ -163,6 +165,7 @@ class Chat:
                     self.last = done = event
                 elif isinstance(event, TextChunk):
                     yield replace(event, text=valid_unicode(event.text))
+                    guard.watch(event.text, self.engine.request_stop)
                 else:
                     yield event
         # Disarmed before Done is handed on: a caller that stops reading at Done (ask

@@ -23,7 +23,8 @@ from airochat.services.chat import Chat
 from airochat.services.chat_store import ChatStore
 from airochat.services.engines import Connected, open_engine
 from airochat.services.kept_chat import KeptChat
-from airochat.services.resolve import Fetch
+from airochat.services.model_defaults import fitted_sampling
+from airochat.services.resolve import Fetch, load_catalog
 from airochat.services.roleplay import turns_for
 
 
@@ -104,6 +105,7 @@ def _connect(request: ChatRequest) -> Connected:
 def _ready(request: ChatRequest, connected: Connected, held: list[str]) -> ReadyChat:
     settings = request.settings
     texts = connected.texts
+    given = set(request.given)
 
     def templates(name: str) -> Template:
         return loader.make_template(name, texts)
@@ -112,7 +114,7 @@ def _ready(request: ChatRequest, connected: Connected, held: list[str]) -> Ready
         connected.engine,
         templates(connected.template_name),
         request.system if request.system is not None else (settings.system or None),
-        settings.sampling,
+        fitted_sampling(settings.sampling, load_catalog().get(connected.model_name), given),
         history=settings.history,
         model_name=connected.model_name,
         templates=templates,

@@ -12,11 +12,14 @@ from airochat.services.commands import Commands, commands_for, read_count
 from airochat.services.kept_chat import KeptChat
 from airochat.services.roleplay import SceneTurns
 
+ENDINGS = {"repeated": " · stopped: it was repeating itself", "length": " · at the length limit"}
+
 
 def reply_summary(done: Done) -> str:
     return (
         f"{done.generated} tokens · {done.tokens_per_s:.1f} tok/s · "
         f"first token {done.ttft_s:.2f}s · read {read_count(done)} new prompt tokens"
+        + ENDINGS.get(done.finish_reason, "")
     )
 
 
