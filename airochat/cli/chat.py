@@ -26,6 +26,7 @@ from airochat.errors import UsageError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from airochat.domain.chat_library import ChatSummary
     from airochat.domain.config import Settings
     from airochat.services.launch import ReadyChat
 
@@ -184,11 +185,7 @@ def ask(
 
         settings = chat_settings(opts)
         server = server_url(opts.where, settings)
-        resuming = opts.resume_latest or opts.chat_id is not None
-        model, prompt = _positionals(model, prompt, server, resuming)
-        resumed = resumed_chat(opts, model)
-        model = model or (resumed.model_ref if resumed else None)
-        model = model or (None if server else settings.model)  # as `run`: the default model
+        model, prompt, resumed = _what_to_ask(opts, settings, server, model, prompt)
         spec = MessageSpec(
             prompt=prompt,
             stdin=read_stdin(),
@@ -212,6 +209,17 @@ def ask(
             answer(ready.kept, text, spec, print_prompt, as_json)
         finally:
             ready.close()
+
+
+def _what_to_ask(
+    opts: ChatOptions, settings: Settings, server: str | None, model: str | None, prompt: str | None
+) -> tuple[str | None, str | None, ChatSummary | None]:
+    """MODEL, PROMPT and the kept chat resumed: the chat's model, else the default (as `run`)."""
+    resuming = opts.resume_latest or opts.chat_id is not None
+    model, prompt = _positionals(model, prompt, server, resuming)
+    resumed = resumed_chat(opts, model)
+    model = model or (resumed.model_ref if resumed else None)
+    return model or (None if server else settings.model), prompt, resumed
 
 
 def _positionals(
