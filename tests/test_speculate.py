@@ -211,8 +211,18 @@ def test_a_resumed_cache_continues_the_same(engines: tuple[LlamaEngine, LlamaEng
     assert resumed.tokens == reference.tokens and resumed.accepted > 0
 
 
-def test_ask_json_and_config_report_drafts(looping_gguf: Path, tmp_path: Path) -> None:
-    args = ("ask", str(looping_gguf), "go", "--json", "--max-tokens", "40", "--temperature", "0")
+@pytest.fixture(scope="module")
+def short_loop_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A script model looping over twelve lines: its reply repeats within 40 tokens (under
+    the four periods the repetition guard stops at)."""
+    from tests.script_model import write_script_model
+
+    pieces = [f"line {i} of a reply that goes on\n" for i in range(12)]
+    return write_script_model(tmp_path_factory.mktemp("loop12") / "loop.gguf", pieces, loop=True)
+
+
+def test_ask_json_and_config_report_drafts(short_loop_gguf: Path, tmp_path: Path) -> None:
+    args = ("ask", str(short_loop_gguf), "go", "--json", "--max-tokens", "40", "--temperature", "0")
     out = json.loads(run_cli(*args, "--speculate", "lookup").stdout)
     off = json.loads(run_cli(*args, "--speculate", "off").stdout)
     assert out["text"] == off["text"] and out["completion_tokens"] == 40

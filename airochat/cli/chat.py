@@ -219,7 +219,8 @@ def _what_to_ask(
     model, prompt = _positionals(model, prompt, server, resuming)
     resumed = resumed_chat(opts, model)
     model = model or (resumed.model_ref if resumed else None)
-    return model or (None if server else settings.model), prompt, resumed
+    # -c/--chat with no chat to continue never falls back to the default model
+    return model or (None if server or resuming else settings.model), prompt, resumed
 
 
 def _positionals(
