@@ -21,6 +21,7 @@ import typer
 
 from airochat.cli.edge import note
 from airochat.cli.request import chat_request, chat_settings, server_url
+from airochat.domain.rewoo import consent_answer
 from airochat.errors import AirochatError, ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -120,22 +121,15 @@ def execute(plan: Plan, reply: str, tools: dict[str, Tool], yes: bool) -> PlanRu
 def ask_terminal(question: str) -> Answer:
     """yes / no / all, asked on stderr, read from the terminal."""
     while True:
-        said = (
-            typer.prompt(
-                f"airochat: {safe(question, 400)}\n  allow? [y]es / [n]o / [a]ll for this plan",
-                default="n",
-                err=True,
-                show_default=False,
-            )
-            .strip()
-            .lower()
+        said = typer.prompt(
+            f"airochat: {safe(question, 400)}\n  allow? [y]es / [n]o / [a]ll for this plan",
+            default="n",
+            err=True,
+            show_default=False,
         )
-        if said in ("y", "yes"):
-            return "yes"
-        if said in ("a", "all"):
-            return "all"
-        if said in ("n", "no", ""):
-            return "no"
+        answer = consent_answer(said)
+        if answer is not None:
+            return answer
 
 
 class TerminalView:

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from airochat.errors import AirochatError
 
@@ -108,6 +109,22 @@ def printable(text: str, limit: int = 0) -> str:
         c if c in "\n\t" or unicodedata.category(c) != "Cc" else repr(c)[1:-1] for c in text
     )
     return out if not limit or len(out) <= limit else out[: limit - 1] + "…"
+
+
+_CONSENT: dict[str, Literal["yes", "no", "all"]] = {
+    "y": "yes",
+    "yes": "yes",
+    "a": "all",
+    "all": "all",
+    "n": "no",
+    "no": "no",
+    "": "no",
+}
+
+
+def consent_answer(said: str) -> Literal["yes", "no", "all"] | None:
+    """A typed answer to "allow this step?": yes, no or all; None when it is none of them."""
+    return _CONSENT.get(said.strip().lower())
 
 
 def references(text: str) -> list[int]:

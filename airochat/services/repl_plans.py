@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from airochat.domain.events import ChatEvent, Done
-from airochat.domain.rewoo import Step, printable
+from airochat.domain.rewoo import Step, consent_answer, printable
 from airochat.domain.tools_file import ToolsFile, load_tools_file
 from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
@@ -32,13 +32,9 @@ def ask_io(io: ChatIO) -> Callable[[str], Answer]:
             said = io.read_message()
             if said is None:
                 return "no"
-            said = said.strip().lower()
-            if said in ("y", "yes"):
-                return "yes"
-            if said in ("a", "all"):
-                return "all"
-            if said in ("n", "no", ""):
-                return "no"
+            answer = consent_answer(said)
+            if answer is not None:
+                return answer
             io.error("answer y (yes), n (no) or a (all for this plan)")
 
     return ask
