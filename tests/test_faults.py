@@ -733,3 +733,26 @@ def test_r2_14_temp_files_of_a_killed_cache_write_are_swept(
     proc = _ask(tiny_gguf, "again", session)
     assert proc.returncode == 0 and f"removed {stale.name}" in proc.stderr, proc.stderr
     assert not stale.exists()
+
+
+def test_a_resumed_window_fits_the_context_before_the_first_turn(
+    tiny_gguf: Path, tmp_path: Path
+) -> None:
+    """Replies without their ids are counted by a lower bound to choose the window; once
+    tokenized the window could hold twice the context (seen: `context 16566/8192 (202%)` on a
+    resumed 10,000-exchange chat, and the first turn then dropped 110 exchanges)."""
+    session = tmp_path / "s.json"
+    _saved_session(session, 400, message="hello world " * 3)
+    s = Screen(
+        str(tiny_gguf), *BASE, "--max-tokens", "3", "--ctx", "256", "--session", str(session)
+    )
+    try:
+        s.child.expect_exact(">>>")
+        s.child.send("/stats\r")
+        s.child.expect(r"context (\d+) of 256 tokens")
+        assert int(s.child.match.group(1)) <= 256
+        s.child.expect_exact(">>>")
+        turn(s, "after")
+    finally:
+        s.close()
+    assert len(_messages(session)) == 401

@@ -405,6 +405,7 @@ class Chat:
             self.scene.to_dict() if self.scene else None
         )
         self.conversation, self.sampling, self.last = conv, sampling, None
+        self._fit_resumed_window()
         self.policy = turns_for(scene)
         if changed:
             for listener in self._scene_listeners:
@@ -413,6 +414,16 @@ class Chat:
             return []
         why = "another model" if not same_model else "token ids missing or outside the vocabulary"
         return [f"{redone} reply(ies) tokenized again from their text ({why})"]
+
+    def _fit_resumed_window(self) -> None:
+        """The window was chosen counting untokenized replies by a lower bound, so once
+        tokenized it can pass the context (twice over, seen): slide the oldest out now, so
+        `/stats`, the toolbar and the first turn see a window that fits with a reply's room."""
+        conv = self.conversation
+        sizes = [t.size() for t in conv.turns]
+        if not conv.history or sum(sizes) + self.reply_budget() <= self.engine.n_ctx:
+            return
+        conv.drop_oldest(self._how_many_to_drop(sizes, 0, 0, 0), self.engine)
 
     def _window_start(self, conv: Conversation, saved: SavedChat, same_model: bool) -> int:
         """Where the model's part of a saved chat starts: where it was when saved, or later
