@@ -22,7 +22,9 @@ def main() -> None:
         for _ in range(100):
             sys.stdout.write(chunk)
     elif mode == "esc":  # a terminal title, colour and a bell
-        print("\x1b]0;owned\x07\x1b[31mRED\x1b[0m \x9b2J")
+        print("\x1b]0;owned\x07\x1b[31mRED\x1b[0m \x9b2J \u202eevil")
+    elif mode == "lines":  # evidence of several lines
+        print("first line\nsecond line\nthird line")
     elif mode == "fail":
         print("it went wrong", file=sys.stderr)
         sys.exit(3)

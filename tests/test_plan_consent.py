@@ -120,3 +120,21 @@ def test_repl_call_runs_the_chosen_function_after_a_yes(
         assert _argv(rec) == [["$(id)"]]
     finally:
         s.close()
+
+
+def test_a_tool_s_output_never_controls_the_terminal(tmp_path: Path) -> None:
+    """On a terminal the answer and the step lines show a tool's escapes and bidi controls;
+    read from the raw bytes (rich's own colours are ESC too, so the tool's are looked for)."""
+    reply = ":evidence0: = Echo[esc]\n:evidence1: = Echo[:evidence0:]\nAnswer: :evidence0:"
+    model, tools = _files(tmp_path, reply)
+    rec = tmp_path / "rec.jsonl"
+    child = _ask(model, tools, rec)
+    for _ in range(2):
+        child.expect_exact("allow?")
+        child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    raw = child.before
+    assert child.exitstatus == 0, raw
+    assert "\x1b]0;owned" not in raw and "\x9b" not in raw and "\u202e" not in raw
+    assert raw.count("\\x1b]0;owned\\x07\\x1b[31mRED\\x1b[0m \\x9b2J <U+202E>evil") == 2

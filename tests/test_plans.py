@@ -55,6 +55,10 @@ def _ask(model: Path, tools: Path, rec: Path, *args: str) -> tuple[int, str, str
     return proc.returncode, proc.stdout, proc.stderr
 
 
+def _argv_of(rec: Path) -> list[list[str]]:
+    return [json.loads(line)["argv"] for line in rec.read_text().splitlines()]
+
+
 def test_a_plan_runs_every_tool_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     rec = tmp_path / "rec.jsonl"
@@ -235,13 +239,25 @@ def test_mcp_tools_from_the_tools_file_run_in_a_plan(tmp_path: Path) -> None:
     assert out == "Louise Glück, Nobel Prize in Literature 2020. Famous for The Wild Iris.\n"
 
 
-def test_tool_output_never_reaches_the_terminal_as_control_sequences(tmp_path: Path) -> None:
+def test_a_piped_answer_keeps_the_tool_s_exact_bytes(tmp_path: Path) -> None:
+    """Pipes are the user's data (as `ask` keeps a reply's bytes); the terminal case is
+    tests/test_plan_consent.py."""
     rec = tmp_path / "rec.jsonl"
-    model = _model(tmp_path, ":evidence0: = Echo[esc]\nAnswer: :evidence0:")
-    code, out, err = _ask(model, _tools(tmp_path, 9), rec, "--yes")
+    plan = ":evidence0: = Echo[esc]\n:evidence1: = Echo[:evidence0:]\nAnswer: :evidence0:"
+    code, out, err = _ask(_model(tmp_path, plan), _tools(tmp_path, 9), rec, "--yes")
     assert code == 0, err
-    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
-    assert out == "\\x1b]0;owned\\x07\\x1b[31mRED\\x1b[0m \\x9b2J\n"
+    assert out == "\x1b]0;owned\x07\x1b[31mRED\x1b[0m \x9b2J \u202eevil\n"
+    assert "\x1b" not in err and "\u202e" not in err  # the step lines on stderr
+    assert "Echo[\\x1b]0;owned\\x07\\x1b[31mRED\\x1b[0m \\x9b2J <U+202E>evil]" in err
+
+
+def test_a_step_s_input_is_one_line_however_long_its_evidence(tmp_path: Path) -> None:
+    rec = tmp_path / "rec.jsonl"
+    plan = ":evidence0: = Echo[lines]\n:evidence1: = Echo[see :evidence0:]\nAnswer: :evidence1:"
+    code, _out, err = _ask(_model(tmp_path, plan), _tools(tmp_path, 9), rec, "--yes")
+    assert code == 0, err
+    assert ":evidence1: = Echo[see first line ⏎ second line ⏎ third line]\n" in err
+    assert _argv_of(rec)[1] == ["see first line\nsecond line\nthird line"]  # the tool got it whole
 
 
 def test_a_planning_prompt_that_cannot_fit_is_refused_with_the_reason(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import typer
 
 from airochat.cli.edge import note
 from airochat.cli.request import chat_request, chat_settings, server_url
-from airochat.domain.rewoo import consent_answer
+from airochat.domain.rewoo import consent_answer, one_line, printable
 from airochat.errors import AirochatError, ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -47,9 +47,12 @@ class PlanArgs:
 
 
 def safe(text: str, limit: int = 0) -> str:
-    from airochat.domain.rewoo import printable
-
     return printable(text, limit)
+
+
+def shown(text: str) -> str:
+    """What stdout gets: exact on a pipe (the user's data), made visible on a terminal."""
+    return safe(text) if sys.stdout.isatty() else text
 
 
 def load_tools(path: Path | None) -> ToolsFile:
@@ -143,7 +146,7 @@ class TerminalView:
     def running(self, step: Step, text: str) -> AbstractContextManager[None]:
         from rich.text import Text
 
-        line = f":evidence{step.evidence}: = {step.tool}[{safe(text, 160)}]"
+        line = f":evidence{step.evidence}: = {step.tool}[{one_line(text, 160)}]"
         if step.plan:
             self.console.print(Text(f"Plan: {safe(step.plan, 200)}", style="dim"))
         self.console.print(Text(line, style="bold"))
@@ -191,7 +194,7 @@ def show_run(run: PlanRun, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps({**run.to_json(), "reply": run.reply}, ensure_ascii=False))
     else:
-        sys.stdout.write(safe(run.answer or "") + "\n")
+        sys.stdout.write(shown(run.answer or "") + "\n")
     if run.failed:
         which = ", ".join(f":evidence{s.evidence_id}: ({s.tool})" for s in run.failed)
         raise AirochatError(f"{len(run.failed)} of {len(run.steps)} step(s) failed: {which}")
@@ -208,7 +211,7 @@ def run_function(
     ran = run_call(call, functions, Consent(ask_terminal if sys.stdin.isatty() else None, yes))
     if ran is not None and show:
         if ran.output is not None:
-            sys.stdout.write(safe(ran.output))
+            sys.stdout.write(shown(ran.output))
             if ran.output and not ran.output.endswith("\n"):
                 sys.stdout.write("\n")
         if ran.truncated:

@@ -11,11 +11,11 @@ and then nothing runs.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from airochat.domain.visible import visible
 from airochat.errors import AirochatError
 
 INTRO = (
@@ -104,11 +104,16 @@ _ANSWER = re.compile(r"^\s*(?:final\s+)?answer\s*:\s*(.*?)\s*$", re.IGNORECASE)
 
 def printable(text: str, limit: int = 0) -> str:
     """Text from a model, a page or a tool as a terminal may show it: control characters
-    (escape sequences) written out, never sent; cut to `limit` characters when given."""
-    out = "".join(
-        c if c in "\n\t" or unicodedata.category(c) != "Cc" else repr(c)[1:-1] for c in text
-    )
+    (escape sequences) and bidi controls written out, never sent (domain/visible.py); cut to
+    `limit` characters when given."""
+    out = visible(text)
     return out if not limit or len(out) <= limit else out[: limit - 1] + "…"
+
+
+def one_line(text: str, limit: int) -> str:
+    """A step's input on one line: evidence written into it can be a whole page, which
+    would bury the plan's steps on stderr; its line breaks are shown as ⏎."""
+    return printable(" ⏎ ".join(part.strip() for part in text.strip().splitlines()), limit)
 
 
 _CONSENT: dict[str, Literal["yes", "no", "all"]] = {

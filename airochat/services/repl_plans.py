@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from airochat.domain.events import ChatEvent, Done
-from airochat.domain.rewoo import Step, consent_answer, printable
+from airochat.domain.rewoo import Step, consent_answer, one_line, printable
 from airochat.domain.tools_file import ToolsFile, load_tools_file
 from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
@@ -51,7 +51,7 @@ class IoView:
     def _running(self, step: Step, text: str) -> Iterator[None]:
         if step.plan:
             self.io.notice(f"Plan: {printable(step.plan, 200)}")
-        self.io.notice(f":evidence{step.evidence}: = {step.tool}[{printable(text, 160)}] ...")
+        self.io.notice(f":evidence{step.evidence}: = {step.tool}[{one_line(text, 160)}] ...")
         yield
 
     def finished(self, step: Step, result: StepResult) -> None:
