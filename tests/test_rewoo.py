@@ -148,3 +148,10 @@ def test_max_steps_is_adjustable() -> None:
     with pytest.raises(PlanError, match="more than 1 steps"):
         parse_plan(reply, TOOLS, max_steps=1)
     assert len(parse_plan(reply, TOOLS, max_steps=2).steps) == 2
+
+
+def test_one_line_shows_line_breaks_skips_blank_lines_and_cuts() -> None:
+    from airochat.domain.rewoo import one_line
+
+    assert one_line("a\n\n  b \n\x1b[2J\u202e", 80) == "a ⏎ b ⏎ \\x1b[2J<U+202E>"
+    assert one_line("x" * 50, 10) == "x" * 9 + "…"

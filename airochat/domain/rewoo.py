@@ -113,7 +113,8 @@ def printable(text: str, limit: int = 0) -> str:
 def one_line(text: str, limit: int) -> str:
     """A step's input on one line: evidence written into it can be a whole page, which
     would bury the plan's steps on stderr; its line breaks are shown as ⏎."""
-    return printable(" ⏎ ".join(part.strip() for part in text.strip().splitlines()), limit)
+    parts = (part.strip() for part in text.splitlines())
+    return printable(" ⏎ ".join(part for part in parts if part), limit)
 
 
 _CONSENT: dict[str, Literal["yes", "no", "all"]] = {
