@@ -189,6 +189,7 @@ def test_a_library_that_cannot_be_used_is_one_line_and_the_chat_goes_on(
         assert says in listing.stderr and len(listing.stderr.strip().splitlines()) == 1
         if damage == "corrupt":
             assert db_bytes(tmp_path) == before  # left as it was
+            assert "move it aside and a new library starts there" in listing.stderr
         else:
             with sqlite3.connect(library_dir(tmp_path) / "chats.db") as conn:
                 assert conn.execute("PRAGMA user_version").fetchone()[0] == 99

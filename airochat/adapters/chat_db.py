@@ -98,7 +98,10 @@ class ChatDbError(AirochatError):
 def _reason(exc: sqlite3.Error) -> str:
     text = str(exc).lower()
     if "not a database" in text or "malformed" in text:
-        return "it is corrupt (not an SQLite database, or damaged)"
+        return (
+            "it is corrupt (not an SQLite database, or damaged): move it aside and a new "
+            "library starts there (`sqlite3 FILE .recover` may save its chats)"
+        )
     if "readonly" in text or "read-only" in text or "unable to open" in text:
         return "not allowed to write there"
     if "full" in text:
