@@ -334,3 +334,25 @@ def test_ask_killed_at_any_moment_leaves_the_library_whole(
     out, _ = ask("-c", "after the kills")
     assert out["text"] == "The zebra sings tonight"
     assert chats()[0]["turns"] == count + 1
+
+
+def test_a_chat_in_a_card_s_prompt_shape_is_titled_by_what_was_asked(
+    zebra_gguf: Path, tmp_path: Path
+) -> None:
+    """The first message of a plan, a function call or a closed-context question is the
+    card's prompt; the library titles the chat by the user's question."""
+    from airochat.domain.chat_library import title_of
+    from airochat.domain.closed_context import Document, closed_context
+    from airochat.domain.functions import functions_prompt
+    from airochat.domain.rewoo import CARD_TOOLS, planning_prompt
+
+    tools = list(CARD_TOOLS.items())
+    assert title_of(planning_prompt(tools, "Who won in 2020?")) == "Who won in 2020?"
+    functions = {"search": {"description": "Search.", "parameters": {}}}
+    assert title_of(functions_prompt(functions, "Find me a cat")) == "Find me a cat"
+    qa = closed_context([Document("Text.", {"source": "a.txt"})], "What does it say?", {})
+    assert title_of(qa) == "What does it say?"
+    doc = tmp_path / "notes.txt"
+    doc.write_text("The meeting is on Tuesday.\n")
+    ask(str(zebra_gguf), "--context", str(doc), "When is the meeting?")
+    assert [c["title"] for c in chats()] == ["When is the meeting?"]

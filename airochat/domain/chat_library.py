@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from airochat.domain.functions import PREAMBLE
+from airochat.domain.rewoo import INTRO
 from airochat.domain.transcript import SavedChat
 from airochat.errors import UsageError
 
@@ -56,9 +58,22 @@ class Branch:
 
 
 def title_of(message: str) -> str:
-    """A chat's title: its first message's first non-blank line, shortened."""
-    line = next((ln.strip() for ln in message.splitlines() if ln.strip()), "")
+    """A chat's title: its first message's first non-blank line, shortened. A message in one
+    of the cards' prompt shapes is titled by what the user asked, not the card's preamble
+    (every plan would be "Please construct a systematic plan…", every QA "BEGININPUT")."""
+    asked = _user_part(message)
+    line = next((ln.strip() for ln in asked.splitlines() if ln.strip()), "")
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def _user_part(message: str) -> str:
+    if message.startswith(INTRO) and "\nQuestion: " in message:
+        return message.rsplit("\nQuestion: ", 1)[1]
+    if message.startswith(PREAMBLE) and "\nInput: " in message:
+        return message.split("\nInput: ", 1)[1].split("\n\nAvailable functions:", 1)[0]
+    if message.lstrip().startswith("BEGININPUT") and "BEGININSTRUCTION\n" in message:
+        return message.rsplit("BEGININSTRUCTION\n", 1)[1].split("ENDINSTRUCTION", 1)[0]
+    return message
 
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
