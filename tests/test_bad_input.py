@@ -5,8 +5,10 @@ script: one line on stderr, the documented exit code (1: something named cannot 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ class Case:
     files: dict[str, str | bytes] = field(default_factory=dict)  # written under {tmp}
     config: str | bytes | None = None  # the user's config.toml
     kept: bool = True  # the files are left as they were (False: a cache may be rewritten)
+    full_disk: bool = False  # {tmp} is a small tmpfs, filled after the files are written
 
 
 TEMPLATES = {
@@ -175,6 +178,17 @@ CASES = {
             "deep-header": b"AIROCHAT-KV 2\n" + b"[" * 200_000 + b"]" * 200_000 + b"\n",
         }.items()
     },
+    # 12: the environment
+    **{
+        f"session-on-a-full-disk-{name}": Case(
+            ["ask", "{tiny}", "hi", "--session", "{tmp}/s.json", *GREEDY],
+            1,
+            "the disk is full",
+            files=files,
+            full_disk=True,
+        )
+        for name, files in {"new": {}, "existing": {"s.json": "SESSION:turn=5"}}.items()
+    },
 }
 
 
@@ -210,9 +224,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input(
-    name: str, tiny_gguf: Path, models: dict[str, Path], tmp_path: Path, isolated_dirs: Path
+    name: str,
+    tiny_gguf: Path,
+    models: dict[str, Path],
+    tmp_path: Path,
+    isolated_dirs: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     case = CASES[name]
+    if case.full_disk:
+        tmp_path = _small_tmpfs(tmp_path / "full", request)
     written: dict[Path, bytes] = {}
     for fname, content in case.files.items():
         if isinstance(content, str) and content.startswith("SESSION:"):
@@ -221,6 +242,8 @@ def test_bad_input(
         (tmp_path / fname).write_bytes(data)
         written[tmp_path / fname] = data
     os.mkfifo(tmp_path / "fifo")
+    if case.full_disk:
+        _fill(tmp_path)
     if case.config is not None:
         conf = isolated_dirs / "config" / "airochat" / "config.toml"
         conf.parent.mkdir(parents=True)
@@ -240,6 +263,26 @@ def test_bad_input(
     for path, data in written.items():
         assert not case.kept or path.read_bytes() == data, f"{path} changed"
     assert elapsed < 30, f"took {elapsed:.1f} s"  # a hang guard, not a speed target
+    if case.full_disk:
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*case.files, "fifo", "fill"])
+
+
+def _small_tmpfs(where: Path, request: pytest.FixtureRequest) -> Path:
+    """A real 64 KiB file system (mounting needs root), unmounted when the test ends."""
+    where.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)]
+    if subprocess.run(mount, capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(where)], check=False))
+    return where
+
+
+def _fill(directory: Path) -> None:
+    # Unbuffered: the write that finds the disk full raises here, not again at close.
+    with open(directory / "fill", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 4096)
+            fh.flush()
 
 
 def _expand(arg: str, tiny: Path, models: dict[str, Path], tmp: Path) -> str:
