@@ -118,6 +118,12 @@ CASES = {
         files={"f.yaml": "- search\n- count\n"},
     ),
     "config-not-utf8": Case(["ask", "{tiny}", "hi"], 1, "not UTF-8", config=b"model = '\xff'\n"),
+    "config-deep-nesting": Case(
+        ["ask", "{tiny}", "hi"],
+        1,
+        "nested too deeply",
+        config="a = " + "[" * 100_000 + "]" * 100_000,
+    ),
     "config-nan": Case(["ask", "{tiny}", "hi"], 1, "finite", config="[sampling]\ntop_p = nan\n"),
     "stdin-not-utf8": Case(["ask", "{tiny}"], 1, "stdin is not UTF-8", stdin=b"caf\xe9\n"),
     # 8: memory bombs and endless inputs
@@ -188,6 +194,16 @@ CASES = {
             full_disk=True,
         )
         for name, files in {"new": {}, "existing": {"s.json": "SESSION:turn=5"}}.items()
+    },
+    # refused before any connection (nothing listens on port 9), the key never shown
+    **{
+        f"api-key-{name}-{kind}": Case(
+            ["ask", "hi", "--server", "http://127.0.0.1:9", *flags, "--api-key", key],
+            2,
+            "it is not shown here",
+        )
+        for name, key in {"non-ascii": "SÉCRET", "newline": "SECRET\nX-Evil: 1"}.items()
+        for kind, flags in {"detected": [], "llama": ["--server-kind", "llama"]}.items()
     },
 }
 
@@ -260,6 +276,7 @@ def test_bad_input(
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and case.says in lines[0], proc.stderr
         assert lines[0].startswith("airochat: error:")
+        assert "SECRET" not in proc.stderr and "SÉCRET" not in proc.stderr
     for path, data in written.items():
         assert not case.kept or path.read_bytes() == data, f"{path} changed"
     assert elapsed < 30, f"took {elapsed:.1f} s"  # a hang guard, not a speed target
