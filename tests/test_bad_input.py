@@ -53,6 +53,7 @@ MODELS: dict[str, Callable[[Path], Path]] = {
     },
     "no-layers": lambda p: write_tiny_llama(p, n_layer=0),
     "bad-bos": lambda p: write_tiny_llama(p, bos_id=99999),
+    "repeated-token": lambda p: write_tiny_llama(p, duplicate_token=300),
 }
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
@@ -142,6 +143,8 @@ CASES = {
     "model-no-layers": Case(["ask", "{model:no-layers}", "hi"], 1, "0 layers"),
     "info-no-layers": Case(["info", "{model:no-layers}"], 1, "0 layers"),
     "model-bos-outside-vocab": Case(["ask", "{model:bad-bos}", "hi"], 1, "outside the vocabulary"),
+    "model-repeated-token": Case(["ask", "{model:repeated-token}", "hi"], 1, "both 'M'"),
+    "info-repeated-token": Case(["info", "{model:repeated-token}"], 1, "repeated token"),
     "threads-100000": Case(["ask", "{tiny}", "hi", *GREEDY[:4], "--threads", "100000"], 0, ""),
     # 10: numbers
     "temperature-nan": Case(["ask", "{tiny}", "hi", "--temperature", "nan"], 2, "finite"),
