@@ -33,6 +33,7 @@ class Case:
     stdin: str | bytes | None = None
     files: dict[str, str | bytes] = field(default_factory=dict)  # written under {tmp}
     config: str | bytes | None = None  # the user's config.toml
+    catalog: str | None = None  # the user's models.txt
     kept: bool = True  # the files are left as they were (False: a cache may be rewritten)
     full_disk: bool = False  # {tmp} is a small tmpfs, filled after the files are written
 
@@ -128,6 +129,13 @@ CASES = {
     "config-nan": Case(["ask", "{tiny}", "hi"], 1, "finite", config="[sampling]\ntop_p = nan\n"),
     "stdin-not-utf8": Case(["ask", "{tiny}"], 1, "stdin is not UTF-8", stdin=b"caf\xe9\n"),
     # 8: memory bombs and endless inputs
+    **{
+        f"catalog-{name}": Case(["models"], 1, "too big for a model catalog", catalog=text)
+        for name, text in {
+            "100000-lines": "".join(f"m{i} owner/Model-{i}-GGUF\n" for i in range(100_000)),
+            "one-huge-line": "m1 owner/repo " + "x" * (2 << 20),
+        }.items()
+    },
     "yaml-billion-laughs": Case(
         ["ask", "{tiny}", "--scene", "{tmp}/s.yaml", "--print-prompt"],
         1,
@@ -263,12 +271,13 @@ def test_bad_input(
     os.mkfifo(tmp_path / "fifo")
     if case.full_disk:
         _fill(tmp_path)
-    if case.config is not None:
-        conf = isolated_dirs / "config" / "airochat" / "config.toml"
-        conf.parent.mkdir(parents=True)
-        data = case.config.encode() if isinstance(case.config, str) else case.config
-        conf.write_bytes(data)
-        written[conf] = data
+    for fname, text in (("config.toml", case.config), ("models.txt", case.catalog)):
+        if text is not None:
+            conf = isolated_dirs / "config" / "airochat" / fname
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            data = text.encode() if isinstance(text, str) else text
+            conf.write_bytes(data)
+            written[conf] = data
     args = [_expand(a, tiny_gguf, models, tmp_path) for a in case.args]
     start = time.monotonic()
     proc = run_cli(*args, stdin=case.stdin, timeout=60)
