@@ -5,8 +5,10 @@ script: one line on stderr, the documented exit code (1: something named cannot 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +33,9 @@ class Case:
     stdin: str | bytes | None = None
     files: dict[str, str | bytes] = field(default_factory=dict)  # written under {tmp}
     config: str | bytes | None = None  # the user's config.toml
+    catalog: str | None = None  # the user's models.txt
     kept: bool = True  # the files are left as they were (False: a cache may be rewritten)
+    full_disk: bool = False  # {tmp} is a small tmpfs, filled after the files are written
 
 
 TEMPLATES = {
@@ -50,6 +54,7 @@ MODELS: dict[str, Callable[[Path], Path]] = {
     },
     "no-layers": lambda p: write_tiny_llama(p, n_layer=0),
     "bad-bos": lambda p: write_tiny_llama(p, bos_id=99999),
+    "repeated-token": lambda p: write_tiny_llama(p, duplicate_token=300),
 }
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
@@ -115,9 +120,22 @@ CASES = {
         files={"f.yaml": "- search\n- count\n"},
     ),
     "config-not-utf8": Case(["ask", "{tiny}", "hi"], 1, "not UTF-8", config=b"model = '\xff'\n"),
+    "config-deep-nesting": Case(
+        ["ask", "{tiny}", "hi"],
+        1,
+        "nested too deeply",
+        config="a = " + "[" * 100_000 + "]" * 100_000,
+    ),
     "config-nan": Case(["ask", "{tiny}", "hi"], 1, "finite", config="[sampling]\ntop_p = nan\n"),
     "stdin-not-utf8": Case(["ask", "{tiny}"], 1, "stdin is not UTF-8", stdin=b"caf\xe9\n"),
     # 8: memory bombs and endless inputs
+    **{
+        f"catalog-{name}": Case(["models"], 1, "too big for a model catalog", catalog=text)
+        for name, text in {
+            "100000-lines": "".join(f"m{i} owner/Model-{i}-GGUF\n" for i in range(100_000)),
+            "one-huge-line": "m1 owner/repo " + "x" * (2 << 20),
+        }.items()
+    },
     "yaml-billion-laughs": Case(
         ["ask", "{tiny}", "--scene", "{tmp}/s.yaml", "--print-prompt"],
         1,
@@ -133,6 +151,8 @@ CASES = {
     "model-no-layers": Case(["ask", "{model:no-layers}", "hi"], 1, "0 layers"),
     "info-no-layers": Case(["info", "{model:no-layers}"], 1, "0 layers"),
     "model-bos-outside-vocab": Case(["ask", "{model:bad-bos}", "hi"], 1, "outside the vocabulary"),
+    "model-repeated-token": Case(["ask", "{model:repeated-token}", "hi"], 1, "both 'M'"),
+    "info-repeated-token": Case(["info", "{model:repeated-token}"], 1, "repeated token"),
     "threads-100000": Case(["ask", "{tiny}", "hi", *GREEDY[:4], "--threads", "100000"], 0, ""),
     # 10: numbers
     "temperature-nan": Case(["ask", "{tiny}", "hi", "--temperature", "nan"], 2, "finite"),
@@ -175,6 +195,27 @@ CASES = {
             "deep-header": b"AIROCHAT-KV 2\n" + b"[" * 200_000 + b"]" * 200_000 + b"\n",
         }.items()
     },
+    # 12: the environment
+    **{
+        f"session-on-a-full-disk-{name}": Case(
+            ["ask", "{tiny}", "hi", "--session", "{tmp}/s.json", *GREEDY],
+            1,
+            "the disk is full",
+            files=files,
+            full_disk=True,
+        )
+        for name, files in {"new": {}, "existing": {"s.json": "SESSION:turn=5"}}.items()
+    },
+    # refused before any connection (nothing listens on port 9), the key never shown
+    **{
+        f"api-key-{name}-{kind}": Case(
+            ["ask", "hi", "--server", "http://127.0.0.1:9", *flags, "--api-key", key],
+            2,
+            "it is not shown here",
+        )
+        for name, key in {"non-ascii": "SÉCRET", "newline": "SECRET\nX-Evil: 1"}.items()
+        for kind, flags in {"detected": [], "llama": ["--server-kind", "llama"]}.items()
+    },
 }
 
 
@@ -210,9 +251,16 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_bad_input(
-    name: str, tiny_gguf: Path, models: dict[str, Path], tmp_path: Path, isolated_dirs: Path
+    name: str,
+    tiny_gguf: Path,
+    models: dict[str, Path],
+    tmp_path: Path,
+    isolated_dirs: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     case = CASES[name]
+    if case.full_disk:
+        tmp_path = _small_tmpfs(tmp_path / "full", request)
     written: dict[Path, bytes] = {}
     for fname, content in case.files.items():
         if isinstance(content, str) and content.startswith("SESSION:"):
@@ -221,12 +269,15 @@ def test_bad_input(
         (tmp_path / fname).write_bytes(data)
         written[tmp_path / fname] = data
     os.mkfifo(tmp_path / "fifo")
-    if case.config is not None:
-        conf = isolated_dirs / "config" / "airochat" / "config.toml"
-        conf.parent.mkdir(parents=True)
-        data = case.config.encode() if isinstance(case.config, str) else case.config
-        conf.write_bytes(data)
-        written[conf] = data
+    if case.full_disk:
+        _fill(tmp_path)
+    for fname, text in (("config.toml", case.config), ("models.txt", case.catalog)):
+        if text is not None:
+            conf = isolated_dirs / "config" / "airochat" / fname
+            conf.parent.mkdir(parents=True, exist_ok=True)
+            data = text.encode() if isinstance(text, str) else text
+            conf.write_bytes(data)
+            written[conf] = data
     args = [_expand(a, tiny_gguf, models, tmp_path) for a in case.args]
     start = time.monotonic()
     proc = run_cli(*args, stdin=case.stdin, timeout=60)
@@ -237,9 +288,30 @@ def test_bad_input(
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and case.says in lines[0], proc.stderr
         assert lines[0].startswith("airochat: error:")
+        assert "SECRET" not in proc.stderr and "SÉCRET" not in proc.stderr
     for path, data in written.items():
         assert not case.kept or path.read_bytes() == data, f"{path} changed"
     assert elapsed < 30, f"took {elapsed:.1f} s"  # a hang guard, not a speed target
+    if case.full_disk:
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*case.files, "fifo", "fill"])
+
+
+def _small_tmpfs(where: Path, request: pytest.FixtureRequest) -> Path:
+    """A real 64 KiB file system (mounting needs root), unmounted when the test ends."""
+    where.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)]
+    if subprocess.run(mount, capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    request.addfinalizer(lambda: subprocess.run(["umount", "-l", str(where)], check=False))
+    return where
+
+
+def _fill(directory: Path) -> None:
+    # Unbuffered: the write that finds the disk full raises here, not again at close.
+    with open(directory / "fill", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+        while True:
+            fh.write(b"\0" * 4096)
+            fh.flush()
 
 
 def _expand(arg: str, tiny: Path, models: dict[str, Path], tmp: Path) -> str:

@@ -756,3 +756,35 @@ def test_a_resumed_window_fits_the_context_before_the_first_turn(
     finally:
         s.close()
     assert len(_messages(session)) == 401
+
+
+@pytest.mark.parametrize("where", ["read-only", "full"])
+def test_r2_12_an_unwritable_input_history_costs_only_the_history(
+    tiny_gguf: Path, tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / where
+    data.mkdir()
+    options = "ro,size=1m" if where == "read-only" else "size=64k"
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(data)]).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        if where == "full":  # the folder and an empty file fit; the first line does not
+            (data / "airochat").mkdir()
+            with open(data / "fill", "wb", buffering=0) as fh, contextlib.suppress(OSError):
+                while fh.write(b"\0" * 4096):
+                    pass
+        monkeypatch.setenv("XDG_DATA_HOME", str(data))
+        s = Screen(str(tiny_gguf), *BASE[:-1], "--max-tokens", "3")
+        try:
+            s.child.expect_exact(">>>")
+            turn(s, "first line")
+            turn(s, "second line")
+            s.child.send("\x1b[A")  # Up: the lines are still recalled, from memory
+            s.child.expect("second line")
+            text = s.text().replace("\n", " ")
+            assert text.count("input history is not kept") == 1, text
+            assert "Traceback" not in text
+        finally:
+            s.close()
+    finally:
+        subprocess.run(["umount", "-l", str(data)])

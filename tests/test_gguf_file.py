@@ -71,3 +71,26 @@ def test_truncated_real_model(tiny_gguf: Path, tmp_path: Path) -> None:
     cut.write_bytes(tiny_gguf.read_bytes()[:-1000])
     with pytest.raises(ModelLoadError, match="re-download"):
         read_header(cut)
+
+
+@pytest.mark.parametrize("size", [40, 262_144])
+def test_a_repeated_token_text_is_found_in_any_vocabulary(tmp_path: Path, size: int) -> None:
+    """llama.cpp aborts on it; kept lists (up to 64 strings) and skipped ones alike."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    for repeat in (False, True):
+        path = tmp_path / f"v{repeat}.gguf"
+        tokens = [f"t{i}" for i in range(size)]
+        if repeat:
+            tokens[-1] = tokens[7]
+        writer = GGUFWriter(str(path), "llama")
+        writer.add_token_list(tokens)
+        writer.add_tensor("x", np.zeros(32, dtype=np.float32))
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        header = read_header(path)
+        assert header.n_vocab == size
+        assert header.repeated_token == ((7, size - 1, "t7") if repeat else None)

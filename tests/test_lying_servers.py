@@ -18,6 +18,19 @@ from tests import lying_server as lies
 from tests.conftest import popen_cli, run_cli
 from tests.lying_server import Banner, LyingServer
 
+CHAT_SHAPED = [
+    *({"choices": [{"index": 0, "delta": {"content": w}}]} for w in ("Hel", "lo")),
+    {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+]
+
+
+def cut_short(h: lies.Handler) -> None:
+    """Text, then the connection closes: no finish_reason, no [DONE]."""
+    h.sse_headers()
+    for piece in ("Hel", "lo"):
+        h.wfile.write(b"data: " + json.dumps({"choices": [{"text": piece}]}).encode() + b"\n\n")
+    h.wfile.flush()
+
 
 @dataclass
 class Case:
@@ -43,6 +56,13 @@ CASES = [
     Case("redirect-on-completion", "llama", {"/completion": lies.redirect}, "302, a redirect"),
     Case("huge-line", "llama", {"/completion": lies.huge_line}, "a line over 4 MiB"),
     Case("props-not-json", "llama", {"/props": lambda h: h.raw(b"<html>")}, "not JSON"),
+    # issue 22, round two: a completion stream in the wrong shape, or cut short
+    Case("chat-shape-on-completions", "openai",
+         {"/v1/completions": lambda h: h.sse(iter(CHAT_SHAPED))}, "in the chat shape"),
+    Case("choices-always-empty", "openai",
+         {"/v1/completions": lambda h: h.sse(iter([{"choices": []}] * 3))}, "no choices[].text"),
+    Case("stream-cut-before-done", "openai", {"/v1/completions": lambda h: cut_short(h)},
+         "no finish_reason, no [DONE]"),
 ]  # fmt: skip
 
 
@@ -61,6 +81,7 @@ def test_a_lying_server_is_one_line_and_nothing_empty_is_saved(case: Case, tmp_p
     if session.exists():
         saved = json.loads(session.read_text())
         assert all(t.get("reply") for t in saved.get("turns", [])), saved
+    assert json.loads(run_cli("chats", "--json").stdout) == []  # nor kept in the library
 
 
 def test_a_stream_token_that_is_not_an_id_keeps_the_text() -> None:

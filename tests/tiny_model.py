@@ -66,10 +66,13 @@ def write_tiny_llama(
     n_layer: int = 2,
     bos_id: int = 1,
     name: str = "tiny-llama-test",
+    duplicate_token: int | None = None,
 ) -> Path:
-    """`n_layer` and `bos_id` can be set to what a damaged download might hold; `name` is
-    general.name."""
+    """`n_layer` and `bos_id` can be set to what a damaged download might hold, and
+    `duplicate_token` gives the last token that token's text; `name` is general.name."""
     tokens, scores, types = vocab()
+    if duplicate_token is not None:
+        tokens[-1] = tokens[duplicate_token]
     n_vocab, n_embd, n_ff, n_head = len(tokens), 32, 64, 4
     rng = np.random.default_rng(seed)
 

@@ -75,6 +75,7 @@ _SCALARS = {
     12: "<d",
 }
 _STRING, _ARRAY = 8, 9
+VOCAB_KEY = "tokenizer.ggml.tokens"
 _U64 = struct.Struct("<Q")
 
 
@@ -99,6 +100,7 @@ class GGUFHeader:
     metadata: dict[str, Any] = field(default_factory=dict)
     tensors: list[TensorInfo] = field(default_factory=list)
     data_offset: int = 0
+    repeated_token: tuple[int, int, str] | None = None  # (first id, id, text) of a repeat
 
     @property
     def arch(self) -> str:
@@ -174,6 +176,34 @@ class _Reader:
         if pos > size:
             raise _Bad(f"truncated while reading {what}")
         self.pos = pos
+
+    def unique_strings(self, count: int, what: str) -> tuple[int, int, bytes] | None:
+        """Skip `count` strings as `_skip_strings` does, and find the first that repeats an
+        earlier one: (earlier index, index, text), or None. A set in the hot loop (+80 ms on
+        a 262K vocabulary); the indices are looked for only once a repeat is known."""
+        start, buf, size, unpack = self.pos, self.buf, self.size, _U64.unpack_from
+        seen: set[bytes] = set()
+        add, pos = seen.add, start
+        for _ in range(count):
+            if pos + 8 > size:
+                raise _Bad(f"truncated while reading {what}")
+            end = pos + 8 + unpack(buf, pos)[0]
+            add(buf[pos + 8 : end])
+            pos = end
+        if pos > size:
+            raise _Bad(f"truncated while reading {what}")
+        self.pos = pos
+        if len(seen) == count:
+            return None
+        first: dict[bytes, int] = {}
+        pos = start
+        for i in range(count):
+            end = pos + 8 + unpack(buf, pos)[0]
+            j = first.setdefault(buf[pos + 8 : end], i)
+            if j != i:
+                return j, i, buf[pos + 8 : end]
+            pos = end
+        return None  # not reached: the set held a repeat
 
     def value(self, vtype: int, what: str) -> Any:
         if vtype in _SCALARS:
@@ -252,7 +282,10 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> GGUFHeader:
     for i in range(n_kv):
         key = r.string(f"metadata key {i}") or ""
         vtype = r.u32(f"type of {key}")
-        header.metadata[key] = r.value(vtype, key)
+        if key == VOCAB_KEY and vtype == _ARRAY:
+            header.metadata[key], header.repeated_token = _vocabulary(r)
+        else:
+            header.metadata[key] = r.value(vtype, key)
     infos = [_tensor_info(r, i) for i in range(n_tensors)]
     align = header.metadata.get("general.alignment", 32)
     if not isinstance(align, int) or align <= 0 or align & (align - 1):
@@ -264,6 +297,34 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> GGUFHeader:
             raise _Bad(f"tensor {t.name} lies outside the file")
     header.tensors = infos
     return header
+
+
+def _vocabulary(r: _Reader) -> tuple[Any, tuple[int, int, str] | None]:
+    """The token list's value and its first repeated text: llama.cpp maps each token's text
+    to its id and aborts the process when two ids share one."""
+    start = r.pos
+    itype, count = r.u32(VOCAB_KEY), r.u64(VOCAB_KEY)
+    if itype != _STRING or count <= KEEP_ARRAY:
+        r.pos = start
+        value = r.value(_ARRAY, VOCAB_KEY)
+        texts = [str(t).encode() for t in value] if isinstance(value, list) else []
+        return value, _first_repeat(texts)
+    r.need(count * 8, VOCAB_KEY)
+    found = r.unique_strings(count, VOCAB_KEY)
+    value = ("array", _STRING, count)
+    if found is None:
+        return value, None
+    first, again, text = found
+    return value, (first, again, bytes(text).decode("utf-8", errors="replace"))
+
+
+def _first_repeat(texts: list[bytes]) -> tuple[int, int, str] | None:
+    first: dict[bytes, int] = {}
+    for i, text in enumerate(texts):
+        j = first.setdefault(text, i)
+        if j != i:
+            return j, i, text.decode()
+    return None
 
 
 def _tensor_info(r: _Reader, i: int) -> TensorInfo:
@@ -292,7 +353,8 @@ def _tensor_info(r: _Reader, i: int) -> TensorInfo:
 
 def check_loadable(header: GGUFHeader) -> None:
     """What llama.cpp would abort the whole process on (exit 134, no message), checked first:
-    a model with no layers, special token ids outside its vocabulary."""
+    a model with no layers, a token text twice in its vocabulary, special token ids outside
+    it."""
     name = header.path.name
     if not header.arch:
         raise ModelLoadError(f"{name}: no general.architecture in the file; not a usable model")
@@ -302,6 +364,13 @@ def check_loadable(header: GGUFHeader) -> None:
     n_vocab = header.n_vocab
     if n_vocab < 1:
         raise ModelLoadError(f"{name}: the model has no vocabulary (tokenizer.ggml.tokens)")
+    if header.repeated_token:
+        first, again, text = header.repeated_token
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise ModelLoadError(
+            f"{name}: tokens {first} and {again} of the vocabulary are both {shown!r}; "
+            "llama.cpp cannot load a vocabulary with a repeated token (the file is damaged)"
+        )
     for role in ("bos", "eos", "unknown", "padding", "eot", "sep"):
         tok = header.metadata.get(f"tokenizer.ggml.{role}_token_id")
         if isinstance(tok, int) and not isinstance(tok, bool) and not 0 <= tok < n_vocab:

@@ -144,6 +144,8 @@ class Chunk:
     data: bytes = b""
     finish: FinishReason | None = None  # the server said how the reply ends
     meta: dict[str, Any] = field(default_factory=dict)  # timings, usage
+    ended: bool = False  # the server said the reply ends here (any finish reason)
+    answered: bool = True  # the event held completion text (False: no `choices[].text`)
 
 
 class Reply:
@@ -156,22 +158,33 @@ class Reply:
         self.finish: FinishReason = "length"
         self.exact = engine.dialect.exact
         self.meta: dict[str, Any] = {}
+        self.ended = False  # a finish reason or the stream's [DONE] came
+        self.answered = False  # some event held a completion
+        self.cut = False  # closed here: a stop string, the token limit, a stop request
+
+    def server_done(self) -> None:
+        self.ended = True
 
     def read(self, chunks: Iterator[Chunk], stopped: Callable[[], bool]) -> Iterator[EngineEvent]:
         for chunk in chunks:
             self.meta |= chunk.meta
+            self.ended |= chunk.ended
+            self.answered |= chunk.answered
             if chunk.ids or chunk.data:
                 yield from self._add(chunk)
             if chunk.finish is not None:
                 self.finish = chunk.finish
             if self.text.stopped:
-                self.finish = "stop"
+                self.finish, self.cut = "stop", True
                 break
             if self.clock.received >= self.max_tokens:
-                self.finish = "length"  # the server ignored the limit: the stream is closed
+                # the server ignored the limit: the stream is closed
+                self.finish, self.cut = "length", True
                 break
-        if stopped() and not self.text.stopped:
-            self.finish = "interrupted"
+        if stopped():
+            self.cut = True
+            if not self.text.stopped:
+                self.finish = "interrupted"
         tail = self.text.flush()
         if tail:
             yield TextChunk(tail)
@@ -257,6 +270,7 @@ class HttpEngine:
             self.http, path, body, "generating on the server", stopped, self.timeout_s
         )
         try:
-            yield from reply.read((parse(event) for event in events(lines)), stopped)
+            chunks = (parse(event) for event in events(lines, reply.server_done))
+            yield from reply.read(chunks, stopped)
         finally:
             lines.close()  # closes the stream: the server stops generating

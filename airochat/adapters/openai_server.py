@@ -26,6 +26,7 @@ from airochat.adapters.http_engine import (
 from airochat.adapters.server_http import (
     DEFAULT_TIMEOUT_S,
     ServerError,
+    ServerGone,
     ServerUnreachable,
     answer_object,
     request,
@@ -186,6 +187,7 @@ class OpenAIEngine(HttpEngine):
             body["seed"] = sampling.seed
         reply = Reply(self, stop, sampling.max_tokens)
         yield from self._read("/v1/completions", body, reply, _chunk)
+        _check_whole(reply)
         text = reply.text
         tokens = list(text.tokens) if reply.exact else self.tokenize_text(text.text)
         usage = reply.meta.get("usage")
@@ -198,6 +200,23 @@ class OpenAIEngine(HttpEngine):
         yield reply.done(tokens, len(prompt), read, made)
 
 
+def _check_whole(reply: Reply) -> None:
+    """A stream the server ended by itself must have held a completion and said it was
+    over; else the turn is dropped in one line (an empty reply would be saved)."""
+    if reply.cut:
+        return
+    if not reply.answered:
+        raise ServerError(
+            "the server's /v1/completions stream held no completion (no choices[].text in any "
+            "event); nothing is kept of this turn"
+        )
+    if not reply.ended:
+        raise ServerGone(
+            "the server's stream stopped before the reply ended (no finish_reason, no [DONE]); "
+            "this turn is dropped, the chat is as it was before it"
+        )
+
+
 def _chunk(event: dict[str, Any]) -> Chunk:
     """One /v1/completions event: its text, the ids it carries, how the reply ends."""
     meta = {"usage": event["usage"]} if isinstance(event.get("usage"), dict) else {}
@@ -205,11 +224,19 @@ def _chunk(event: dict[str, Any]) -> Chunk:
     if choices is not None and not isinstance(choices, list):
         raise ServerError("the server's reply is not a completion stream (choices is not a list)")
     choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+    if "text" not in choice and ("delta" in choice or "message" in choice):
+        raise ServerError(
+            "the server answered /v1/completions in the chat shape (choices[].delta, no text "
+            "field): not a completion stream; nothing is kept of this turn"
+        )
     text = choice.get("text")
     data = text.encode("utf-8", "replace") if isinstance(text, str) else b""
     ids = _token_ids(choice.get("logprobs"))
-    finish: FinishReason | None = "stop" if choice.get("finish_reason") == "stop" else None
-    return Chunk(ids or None if data or ids else [], data, finish, meta)
+    reason = choice.get("finish_reason")
+    finish: FinishReason | None = "stop" if reason == "stop" else None
+    ended = isinstance(reason, str) and bool(reason)
+    answered = isinstance(text, str)
+    return Chunk(ids or None if data or ids else [], data, finish, meta, ended, answered)
 
 
 def _token_ids(logprobs: Any) -> list[int]:

@@ -307,13 +307,17 @@ def _is_protocol(exc: BaseException) -> bool:
     return isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.ReadTimeout)
 
 
-def events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a server-sent-events stream (`data: {...}` lines), until [DONE]."""
+def events(
+    lines: Iterator[str], on_done: Callable[[], None] = lambda: None
+) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a server-sent-events stream (`data: {...}` lines), until [DONE]
+    (`on_done` is told: a stream that stops short of it was cut)."""
     for line in lines:
         if not line.startswith("data:"):
             continue
         data = line[5:].strip()
         if data == "[DONE]":
+            on_done()
             return
         try:
             event = json.loads(data)

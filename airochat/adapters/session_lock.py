@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from airochat.adapters.storage import os_error_reason
 from airochat.errors import AirochatError
 
 
@@ -40,11 +41,17 @@ class SessionLock:
             if self._still_there(fh):
                 break
             fh.close()  # the holder removed the file we locked: lock the new one
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
         self._fh = fh
+        try:
+            # Unbuffered, so a failed write leaves nothing for close() to retry.
+            os.ftruncate(fh.fileno(), 0)
+            os.pwrite(fh.fileno(), str(os.getpid()).encode(), 0)
+        except OSError as exc:  # a full disk: no turn could be saved either, so say it now
+            self.release()
+            raise SessionLockedError(
+                f"cannot open {self.session}: {os_error_reason(exc)} "
+                f"(writing {self.path.name}); the session file is left as it was"
+            ) from None
 
     def _lock(self, fh: IO[str], deadline: float) -> None:
         while True:

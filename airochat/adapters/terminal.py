@@ -14,15 +14,17 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.text import Text
 
 from airochat.adapters.reply_views import PlainView, ReplyView, on_screen
-from airochat.adapters.storage import private_file
 from airochat.adapters.typeahead import TypeAhead
 from airochat.errors import UsageError
+
+if TYPE_CHECKING:  # prompt_toolkit is imported when a prompt is made, not with this module
+    from airochat.adapters.input_history import InputHistory
 
 FENCE = '"""'
 
@@ -98,6 +100,8 @@ class TerminalIO:
         self.console = console or make_console()
         self.options = options or InputOptions()
         self._new_view = view or (lambda: PlainView(self.console))
+        self._history: InputHistory | None = None
+        self._told_history = False
         self._session = self._prompt_session(pt_input, pt_output)
         self._view: ReplyView | None = None
         self._typeahead = TypeAhead(-1 if pt_input is not None else None)
@@ -105,14 +109,13 @@ class TerminalIO:
 
     def _prompt_session(self, pt_input: Any, pt_output: Any) -> Any:
         from prompt_toolkit import PromptSession
-        from prompt_toolkit.history import FileHistory, InMemoryHistory
+        from prompt_toolkit.history import InMemoryHistory
+
+        from airochat.adapters.input_history import InputHistory
 
         opts = self.options
-        history = (
-            FileHistory(str(private_file(opts.history_file)))
-            if opts.history_file
-            else InMemoryHistory()
-        )
+        self._history = InputHistory(opts.history_file) if opts.history_file else None
+        history = self._history if self._history is not None else InMemoryHistory()
         return PromptSession(
             multiline=True,  # pasted newlines stay in the buffer; Enter is bound below
             key_bindings=self._bindings(),
@@ -177,6 +180,7 @@ class TerminalIO:
             if not self._told_typeahead:
                 self.notice("(what you typed during the reply is on the line: Enter sends it)")
                 self._told_typeahead = True
+        self._tell_history()
         while True:
             try:
                 text = unfence(str(self._session.prompt(">>> ", default=default)))
@@ -188,6 +192,11 @@ class TerminalIO:
                 return None
             self._typeahead.hold()
             return text
+
+    def _tell_history(self) -> None:
+        if self._history is not None and self._history.problem and not self._told_history:
+            self.notice(self._history.problem)
+            self._told_history = True
 
     def close(self) -> None:
         """Give the terminal back as it was."""

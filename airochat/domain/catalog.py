@@ -17,6 +17,9 @@ _KEYS = {
     "reply", "temperature",
 }  # fmt: skip
 ENGINES = ("openai",)
+# A user's catalog is a few dozen aliases; `models` shows every one (~1 ms a row in a table).
+MAX_USER_LINES = 10_000
+MAX_USER_BYTES = 1 << 20
 _ALIAS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SOURCE = re.compile(r"^(pypi:[A-Za-z0-9._-]+|[A-Za-z0-9][\w.-]*/[\w.-]+)$")
 
@@ -122,6 +125,23 @@ def parse(text: str, name: str) -> dict[str, CatalogEntry]:
     return entries
 
 
+def _read_user(path: Path) -> str:
+    """The user's models.txt, refused in one line when it is too big to be a catalog."""
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_USER_BYTES + 1)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    lines = text.count("\n") + 1
+    if len(data) > MAX_USER_BYTES or lines > MAX_USER_LINES:
+        raise ConfigError(
+            f"{path}: too big for a model catalog (over {MAX_USER_LINES:,} lines or "
+            f"{MAX_USER_BYTES >> 20} MiB); keep the aliases you use"
+        )
+    return text
+
+
 class Catalog:
     def __init__(self, entries: dict[str, CatalogEntry]) -> None:
         self._entries = entries
@@ -130,10 +150,7 @@ class Catalog:
     def load(cls, shipped: Path, user: Path | None = None) -> Catalog:
         entries = parse(shipped.read_text(encoding="utf-8"), shipped.name)
         if user is not None and user.exists():
-            try:
-                entries.update(parse(user.read_text(encoding="utf-8"), str(user)))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ConfigError(f"{user}: cannot read ({exc})") from None
+            entries.update(parse(_read_user(user), str(user)))
         return cls(entries)
 
     def get(self, alias: str) -> CatalogEntry | None:

@@ -17,6 +17,7 @@ from airochat.adapters.server_http import (
     DEFAULT_TIMEOUT_S,
     ServerError,
     ServerUnreachable,
+    check_api_key,
     client,
     request,
     sniff,
@@ -163,6 +164,8 @@ _AT_URL: dict[str, Callable[[RunningServer, Opening], _AtUrl]] = {
 
 
 def _running(spec: RunningServer, how: Opening) -> Connected:
+    if spec.api_key:  # a bad key is the command line's fault, said before any connection
+        check_api_key(spec.api_key)
     kind = spec.kind or detect_kind(spec.url, spec.api_key, how.settings.server_timeout)
     at = _AT_URL[kind](spec, how)
     notes = [
