@@ -8,8 +8,10 @@ however long the reply grows (the trick aider's mdstream uses, cut at block boun
 
 from __future__ import annotations
 
+import html
 import re
 import time
+from collections import Counter
 from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
@@ -138,20 +140,81 @@ class ReplyMarkdown(Markdown):
     def __init__(self, markup: str, code_theme: str = "monokai") -> None:
         super().__init__(markup, code_theme=code_theme, hyperlinks=False)
         parser = MarkdownIt("commonmark", {"html": False})
-        self.parsed = parser.enable("strikethrough").enable("table").parse(markup)
+        self.parsed = parser.enable("strikethrough").enable("table").parse(_literal(markup))
+        _hard_breaks(self.parsed)
         self.depth = _nesting(self.parsed)
         self.table_columns = _widest_table(self.parsed)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self._fits(options.max_width):
-            yield from super().__rich_console__(console, options)
-        else:
-            yield Text(self.markup)
+            lines = console.render_lines(_Rendered(self), options, pad=False)
+            if _keeps(self.markup, lines):
+                yield _Lines(lines)
+                return
+        yield Text(self.markup)
 
     def _fits(self, width: int) -> bool:
         levels = (width - self.MIN_TEXT_COLUMNS) // self.COLUMNS_PER_LEVEL
         deep = self.depth > min(levels, self.MAX_DEPTH - 1)
         return not deep and self.table_columns * self.MIN_CELL_COLUMNS <= width
+
+
+class _Rendered:
+    """rich's own rendering of a ReplyMarkdown, to be checked before it is shown."""
+
+    def __init__(self, markdown: ReplyMarkdown) -> None:
+        self.markdown = markdown
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from Markdown.__rich_console__(self.markdown, console, options)
+
+
+# A line markdown reads as an empty list item, heading or quote (`1000.`, `-`, `#`, `>`), or as
+# a link reference definition (`[x]: y`): all of them vanish from the rendering.
+_SWALLOWED = re.compile(r"^( {0,3})((?:\d{1,9}[.)]|[-*+]|#{1,6}|>)[ \t]*$|\[[^\]]*\]:)")
+
+
+def _literal(markup: str) -> str:
+    """The markup with each line that markdown would swallow escaped, so it shows as typed
+    (`1000.`, a base model's favourite reply, was an empty line). Code fences are left alone."""
+    lines = markup.split("\n")
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        m = _FENCE.match(line)
+        if m:
+            fence = m.group(1) if fence is None else (None if m.group(1) == fence else fence)
+        elif fence is None and _SWALLOWED.match(line):
+            # The backslash goes before the punctuation that makes the construct: `1000\.`
+            at = re.search(r"[^\d ]", line)
+            at_i = at.start() if at else 0
+            lines[i] = line[:at_i] + "\\" + line[at_i:]
+    return "\n".join(lines)
+
+
+def _hard_breaks(tokens: list[Any]) -> None:
+    """Each line break the model wrote is kept (as chat interfaces do): a poem, an address or
+    dialogue one per line must not run together into one paragraph (markdown's soft breaks)."""
+    for token in tokens:
+        for child in token.children or ():
+            if child.type == "softbreak":
+                child.type = "hardbreak"
+
+
+_WORD_CHARS = re.compile(r"[^\W_]+")
+
+
+def _keeps(source: str, lines: list[list[Segment]]) -> bool:
+    """Whether the rendering shows every letter and digit of the source (markdown may add
+    bullets, numbers and addresses, fold words and reorder a folded table's pieces, and hide a
+    fence's language; it must never drop text). A construct not foreseen here that swallows
+    text is then shown as typed."""
+    shown = Counter(_letters("".join(seg.text for line in lines for seg in line)))
+    text = "\n".join(line for line in source.split("\n") if not _FENCE.match(line))
+    return not Counter(_letters(html.unescape(text))) - shown
+
+
+def _letters(text: str) -> str:
+    return "".join(_WORD_CHARS.findall(text))
 
 
 _OPENS = {"bullet_list_open", "ordered_list_open", "blockquote_open"}
