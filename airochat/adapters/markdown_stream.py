@@ -1,25 +1,27 @@
 """Stream a reply as rendered markdown without re-rendering the whole reply per token.
 
 A reply is split into blocks at blank lines outside code fences. A finished block can no longer
-change: it is rendered once and printed above. Only the open block lives in a rich `Live`
-region, repainted a few times a second, so the cost per repaint stays the size of one block
-however long the reply grows (the trick aider's mdstream uses, cut at block boundaries).
+change: it is rendered once and printed above. Only the open block's last lines live in a
+window repainted a few times a second (live_window.py), so the cost per repaint stays the
+size of one block however long the reply grows (aider's mdstream trick, cut at blocks).
 """
 
 from __future__ import annotations
 
+import html
 import re
 import time
+from collections import Counter
 from typing import Any, ClassVar
 
 from markdown_it import MarkdownIt
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.live import Live
 from rich.markdown import ImageItem, ListItem, Markdown, MarkdownElement, TableElement
 from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
+from airochat.adapters.live_window import Lines, LiveWindow, rows
 from airochat.domain.visible import visible
 
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)")
@@ -138,20 +140,81 @@ class ReplyMarkdown(Markdown):
     def __init__(self, markup: str, code_theme: str = "monokai") -> None:
         super().__init__(markup, code_theme=code_theme, hyperlinks=False)
         parser = MarkdownIt("commonmark", {"html": False})
-        self.parsed = parser.enable("strikethrough").enable("table").parse(markup)
+        self.parsed = parser.enable("strikethrough").enable("table").parse(_literal(markup))
+        _hard_breaks(self.parsed)
         self.depth = _nesting(self.parsed)
         self.table_columns = _widest_table(self.parsed)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self._fits(options.max_width):
-            yield from super().__rich_console__(console, options)
-        else:
-            yield Text(self.markup)
+            lines = console.render_lines(_Rendered(self), options, pad=False)
+            if _keeps(self.markup, lines):
+                yield Lines(lines)
+                return
+        yield Text(self.markup)
 
     def _fits(self, width: int) -> bool:
         levels = (width - self.MIN_TEXT_COLUMNS) // self.COLUMNS_PER_LEVEL
         deep = self.depth > min(levels, self.MAX_DEPTH - 1)
         return not deep and self.table_columns * self.MIN_CELL_COLUMNS <= width
+
+
+class _Rendered:
+    """rich's own rendering of a ReplyMarkdown, to be checked before it is shown."""
+
+    def __init__(self, markdown: ReplyMarkdown) -> None:
+        self.markdown = markdown
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield from Markdown.__rich_console__(self.markdown, console, options)
+
+
+# A line markdown reads as an empty list item, heading or quote (`1000.`, `-`, `#`, `>`), or as
+# a link reference definition (`[x]: y`): all of them vanish from the rendering.
+_SWALLOWED = re.compile(r"^( {0,3})((?:\d{1,9}[.)]|[-*+]|#{1,6}|>)[ \t]*$|\[[^\]]*\]:)")
+
+
+def _literal(markup: str) -> str:
+    """The markup with each line that markdown would swallow escaped, so it shows as typed
+    (`1000.`, a base model's favourite reply, was an empty line). Code fences are left alone."""
+    lines = markup.split("\n")
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        m = _FENCE.match(line)
+        if m:
+            fence = m.group(1) if fence is None else (None if m.group(1) == fence else fence)
+        elif fence is None and _SWALLOWED.match(line):
+            # The backslash goes before the punctuation that makes the construct: `1000\.`
+            at = re.search(r"[^\d ]", line)
+            at_i = at.start() if at else 0
+            lines[i] = line[:at_i] + "\\" + line[at_i:]
+    return "\n".join(lines)
+
+
+def _hard_breaks(tokens: list[Any]) -> None:
+    """Each line break the model wrote is kept (as chat interfaces do): a poem, an address or
+    dialogue one per line must not run together into one paragraph (markdown's soft breaks)."""
+    for token in tokens:
+        for child in token.children or ():
+            if child.type == "softbreak":
+                child.type = "hardbreak"
+
+
+_WORD_CHARS = re.compile(r"[^\W_]+")
+
+
+def _keeps(source: str, lines: list[list[Segment]]) -> bool:
+    """Whether the rendering shows every letter and digit of the source (markdown may add
+    bullets, numbers and addresses, fold words and reorder a folded table's pieces, and hide a
+    fence's language; it must never drop text). A construct not foreseen here that swallows
+    text is then shown as typed."""
+    shown = Counter(_letters("".join(seg.text for line in lines for seg in line)))
+    text = "\n".join(line for line in source.split("\n") if not _FENCE.match(line))
+    return not Counter(_letters(html.unescape(text))) - shown
+
+
+def _letters(text: str) -> str:
+    return "".join(_WORD_CHARS.findall(text))
 
 
 _OPENS = {"bullet_list_open", "ordered_list_open", "blockquote_open"}
@@ -191,16 +254,9 @@ def _visible_lines(lines: list[list[Segment]]) -> list[list[Segment]]:
     ]
 
 
-class _Lines:
-    """Rendered lines as a renderable (printed above the live window, or shown in it)."""
-
-    def __init__(self, lines: list[list[Segment]]) -> None:
-        self.lines = lines
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for line in self.lines:
-            yield from line
-            yield Segment.line()
+def _blank(lines: list[list[Segment]]) -> bool:
+    """Whether these lines are a margin (a code block's padding is not)."""
+    return not lines or not "".join(seg.text for line in lines for seg in line)
 
 
 class MarkdownStream:
@@ -208,7 +264,12 @@ class MarkdownStream:
     change are printed too, and only its last few lines live in the repainted window. A
     window taller than the terminal cannot be redrawn (the cursor cannot go above the top),
     and a long paragraph would otherwise leave a copy of itself in the scrollback at every
-    repaint."""
+    repaint.
+
+    The open block is rendered at the width it began at until it ends, even when the terminal
+    is resized meanwhile: its lines printed so far were cut at that width, and counting them
+    again at another would repeat or skip text (a terminal that reflows wraps the wider lines
+    while narrow and joins them again when widened). The next block takes the new width."""
 
     LIVE_LINES = 6  # the open block's last lines that may still change (wrapping, a heading)
     REPAINT_S = 0.1  # the open block is re-rendered at most this often
@@ -219,33 +280,39 @@ class MarkdownStream:
         self.text = ""
         self.printed = 0  # finished blocks already printed
         self.tail_printed = 0  # lines of the open block already printed above the window
-        self._live: Live | None = None
+        self._window: LiveWindow | None = None
         self._in_list = False  # the last block printed was a list item
+        self._shown = False  # a block is on screen, not ending in a margin: the next needs one
         self._rendered_at = 0.0
-        self.width: int | None = None  # what the reply is rendered at (see _restart)
+        self.width: int | None = None  # what the open block is rendered at, once shown
 
     def _md(self, text: str) -> Markdown | _Continued:
         markdown = ReplyMarkdown(text, code_theme=self.code_theme)
-        return _Continued(markdown) if self._in_list and _ITEM.match(text) else markdown
+        return _Continued(markdown) if self._continues_list(text) else markdown
+
+    def _continues_list(self, block: str) -> bool:
+        return self._in_list and bool(_ITEM.match(block))
 
     def _lines(self, block: str) -> list[list[Segment]]:
         options = self.console.options.update_width(self.width or self.console.width)
         lines = _visible_lines(self.console.render_lines(self._md(block), options, pad=False))
-        if self._in_list and not _ITEM.match(block):
-            lines = [[], *lines]  # rich's margin after a list, as when the reply renders whole
+        if self._shown and not _blank(lines[:1]) and not self._continues_list(block):
+            lines = [[], *lines]  # the blank line between blocks, as when the reply renders whole
         return lines
 
     def _finished(self, block: str) -> list[list[Segment]]:
         """A block that can no longer change: the lines of it not printed yet."""
-        lines = self._lines(block)[self.tail_printed :]
+        whole = self._lines(block)
+        lines = whole[self.tail_printed :]
         self._in_list = bool(_ITEM.match(block))
+        self._shown = not _blank(whole[-1:])  # a rule ends in its own margin
         self.tail_printed = 0
+        self.width = None  # the next block begins at the terminal's width
         return lines
 
     def update(self, chunk: str) -> None:
-        live = self._ensure_live()
-        if self.width != self.console.width:
-            self._restart(live)
+        if self._window is None:
+            self._window = LiveWindow(self.console)
         self.text += visible(chunk)  # a reply never controls the terminal
         blocks, tail = split_blocks(self.text)
         fresh = len(blocks) > self.printed
@@ -257,63 +324,38 @@ class MarkdownStream:
         for block in blocks[self.printed :]:
             above += self._finished(block)
         self.printed = len(blocks)
-        window = self._window(tail, above)
         # One write: the window is repainted without the lines that leave it before they
         # are printed above it, so no line is ever on the screen twice.
-        with live.console:
-            live.update(_Lines(window), refresh=True)
-            if above:
-                live.console.print(_Lines(above), crop=False)
+        self._window.paint(above, self._open_lines(tail, above))
 
-    def _restart(self, live: Live) -> None:
-        """Start rendering at the terminal's width (at first, or when it was resized while
-        the reply streamed). Lines already printed were cut for the old width, and counting
-        lines at the new one would repeat or skip text: the rest of the text so far is printed
-        at the old width too (a narrower terminal wraps it), and the reply goes on at the new
-        width as if it began there."""
-        if self.width is not None and self.text:
-            blocks, tail = split_blocks(self.text)
-            rest = [*blocks[self.printed :], tail] if tail.strip() else blocks[self.printed :]
-            lines = [line for block in rest for line in self._finished(block)]
-            with live.console:
-                live.update(_Lines([]), refresh=True)
-                live.console.print(_Lines(lines), crop=False)
-        self.text, self.printed, self.tail_printed = "", 0, 0
-        self.width = self.console.width
-
-    def _window(self, tail: str, above: list[list[Segment]]) -> list[list[Segment]]:
+    def _open_lines(self, tail: str, above: list[list[Segment]]) -> list[list[Segment]]:
         """The open block's last lines, for the live window; the lines before them can no
-        longer change and are added to `above`."""
-        lines = self._lines(tail) if tail else []
+        longer change and are added to `above`. The window stays lower than the terminal."""
+        if not tail:
+            return []
+        self.width = self.width or self.console.width
+        lines = self._lines(tail)
         stable = len(lines) - self.LIVE_LINES
+        while stable < len(lines) - 1 and (
+            rows(lines[max(stable, 0) :], self.console.width) >= self.console.height - 1
+        ):
+            stable = max(stable, 0) + 1
         if stable > self.tail_printed:
             above += lines[self.tail_printed : stable]
             self.tail_printed = stable
         return lines[self.tail_printed :]
 
-    def _ensure_live(self) -> Live:
-        if self._live is None:
-            self._live = Live(
-                console=self.console,
-                # Repainted by update() only: a refresh thread would write between the
-                # window's repaint and the lines printed above it.
-                auto_refresh=False,
-                transient=True,  # the window's lines are printed for good in close()
-                vertical_overflow="visible",
-            )
-            self._live.start()
-        return self._live
-
     def close(self) -> None:
         blocks, tail = split_blocks(self.text + "\n")
-        if self._live is not None:
-            self._live.stop()
-            self._live = None
         rest = [*blocks[self.printed :], tail] if tail.strip() else blocks[self.printed :]
-        for block in rest:
-            self.console.print(_Lines(self._finished(block)), crop=False)
+        lines = [line for block in rest for line in self._finished(block)]
+        if self._window is not None:
+            self._window.close(lines)
+            self._window = None
+        elif lines:
+            self.console.print(Lines(lines), crop=False)
         self.text, self.printed, self._in_list, self.tail_printed = "", 0, False, 0
-        self.width = None
+        self._shown, self.width = False, None
 
     def __enter__(self) -> MarkdownStream:
         return self

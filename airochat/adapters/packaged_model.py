@@ -61,15 +61,25 @@ def packaged_model_size(package: str) -> int | None:
         return None
 
 
-def packaged_model_path(package: str, cache: Path) -> Path:
-    """The model's file: where the package holds it, else assembled into `cache`."""
+def packaged_model_place(package: str, cache: Path) -> Path:
+    """Where the model's file is: in the package, else where it is (or will be, on first use)
+    assembled from the package's parts in `cache`. Nothing is assembled here."""
     shipped = shipped_file(package)
     if shipped is not None:
         return shipped
     mod = _import(package)
     name: str = mod.MODEL_NAME
     digest: str = mod.EXPECTED_SHA256
-    target = cache / "packaged" / digest[:16] / name
+    return cache / "packaged" / digest[:16] / name
+
+
+def packaged_model_path(package: str, cache: Path) -> Path:
+    """The model's file: where the package holds it, else assembled into `cache`."""
+    target = packaged_model_place(package, cache)
+    if shipped_file(package) is not None:
+        return target
+    mod = _import(package)
+    name = target.name
     try:
         size = sum(p.stat().st_size for p in mod.chunk_paths())
     except OSError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -107,7 +108,45 @@ def print_info(d: dict[str, Any], console: Console) -> None:
     console.print(t)
 
 
+TABLE_COLUMNS = 100  # narrower than this, `models` prints a record per model, not a table
+
+
 def print_models(rows: list[dict[str, Any]], console: Console) -> None:
+    """A table on a wide terminal; narrower (80 columns, or a pipe), a record per model: its
+    alias, quant, size, downloaded, fits, and the repo indented under it (a table squeezed
+    the repo to 3 characters a line)."""
+    cells = [_model_cells(r) for r in rows]
+    if console.width >= TABLE_COLUMNS:
+        _models_table(cells, console)
+        return
+    widths = [max(len(c[i]) for c in [*cells, _HEAD]) for i in range(len(_HEAD) - 1)]
+    gap = "  " if sum(widths) + 2 * len(widths) <= console.width else " "
+    console.print(Text("models (catalog and downloaded)", style="bold"))
+    for i, row in enumerate([_HEAD, *cells]):
+        line = gap.join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
+        console.print(_text(line), style="bold" if i == 0 else None, overflow="fold")
+        repo = _text(row[-1])
+        repo.stylize("dim")
+        console.print(Padding(repo, (0, 0, 0, 4), expand=False), overflow="fold")
+
+
+_HEAD = ("alias", "quant", "size", "here", "fits", "repo")
+
+
+def _model_cells(r: dict[str, Any]) -> tuple[str, ...]:
+    size = _size(r["size"]) if r["size"] else "?"
+    if r.get("size_estimated") and r["size"]:
+        size = "~" + size
+    fits = {True: "yes", False: "no", None: "?"}[r["fits"]]
+    quant = r["quant"] + (" GGML" if r.get("format") == "ggml" else "")
+    repo = r["repo"]
+    if r.get("engine"):  # GPU-server weights: say where they run, and the local twin
+        quant, size, fits = "AWQ/GPTQ", "-", "server"
+        repo += f" (vLLM; here use {r['local']})" if r.get("local") else " (vLLM)"
+    return (r["alias"] or "", quant, size, "yes" if r["downloaded"] else "", fits, repo)
+
+
+def _models_table(cells: list[tuple[str, ...]], console: Console) -> None:
     t = Table(title="models (catalog and downloaded)", expand=False)
     # An alias is what the user types: never cut it. The repo folds across lines instead.
     t.add_column("alias", no_wrap=True)
@@ -116,16 +155,6 @@ def print_models(rows: list[dict[str, Any]], console: Console) -> None:
     t.add_column("size", no_wrap=True, justify="right")
     t.add_column("here", no_wrap=True)
     t.add_column("fits", no_wrap=True)
-    for r in rows:
-        size = _size(r["size"]) if r["size"] else "?"
-        if r.get("size_estimated") and r["size"]:
-            size = "~" + size
-        fits = {True: "yes", False: "no", None: "?"}[r["fits"]]
-        quant = r["quant"] + (" GGML" if r.get("format") == "ggml" else "")
-        repo = r["repo"]
-        if r.get("engine"):  # GPU-server weights: say where they run, and the local twin
-            quant, size, fits = "AWQ/GPTQ", "-", "server"
-            repo += f" (vLLM; here use {r['local']})" if r.get("local") else " (vLLM)"
-        cells = (r["alias"] or "", repo, quant, size, "yes" if r["downloaded"] else "", fits)
-        t.add_row(*(_text(cell) for cell in cells))
+    for alias, quant, size, here, fits, repo in cells:
+        t.add_row(*(_text(cell) for cell in (alias, repo, quant, size, here, fits)))
     console.print(t)

@@ -6,11 +6,12 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from airochat.adapters import hub
-from airochat.adapters.packaged_model import packaged_model_size
+from airochat.adapters import hub, locations
+from airochat.adapters.packaged_model import packaged_model_place, packaged_model_size
 from airochat.domain.catalog import CatalogEntry
 from airochat.domain.memory import GiB
 from airochat.domain.quants import BITS, group_by_quant, kv_bytes_guess, params_from_name
+from airochat.errors import ModelNotFoundError
 from airochat.services.pull import memory_budget
 from airochat.services.resolve import load_catalog
 
@@ -36,7 +37,13 @@ def _catalog_row(e: CatalogEntry) -> dict[str, Any]:
         "engine": e.engine,
         "local": e.local,
         "verified_repo": e.verified,
+        "rope": _rope(e),
     }
+
+
+def _rope(e: CatalogEntry) -> dict[str, Any] | None:
+    """The RoPE scaling the catalog says the model needs (`rope=linear:4`), else None."""
+    return {"scaling": "linear", "factor": e.rope_scale} if e.rope_scale else None
 
 
 def _server_row(e: CatalogEntry, base: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +55,16 @@ def _packaged_rows(e: CatalogEntry, base: dict[str, Any]) -> list[dict[str, Any]
     assert e.package is not None
     installed = importlib.util.find_spec(e.package.replace("-", "_")) is not None
     size = packaged_model_size(e.package) if installed else None
-    row = {**base, "quant": e.quant, "size": size, "downloaded": installed, "path": None}
+    path = _packaged_place(e.package) if installed else None
+    row = {**base, "quant": e.quant, "size": size, "downloaded": installed, "path": path}
     return [{**row, "fits": True if installed else None}]
+
+
+def _packaged_place(package: str) -> str | None:
+    try:
+        return str(packaged_model_place(package, locations.cache_dir()))
+    except ModelNotFoundError:  # installed, but not a model package airochat can read
+        return None
 
 
 def _cached_rows(repo: str, base: dict[str, Any], ctx: int, budget: int) -> list[dict[str, Any]]:
@@ -108,5 +123,6 @@ def list_models() -> list[dict[str, Any]]:
         repo = repo_dir.name[len("models--") :].replace("--", "/", 1)
         if repo.lower() not in seen:
             base = {"alias": None, "repo": repo, "template": "", "ctx": 0, "format": "gguf"}
+            base["rope"] = None
             rows += _cached_rows(repo, {**base, "verified_repo": True}, 4096, budget)
     return rows
