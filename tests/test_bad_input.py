@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.script_model import write_script_model
 from tests.tiny_model import write_tiny_llama
 
 GREEDY = ("--temperature", "0", "--max-tokens", "2", "--threads", "1")
@@ -50,6 +51,10 @@ MODELS: dict[str, Callable[[Path], Path]] = {
     },
     "no-layers": lambda p: write_tiny_llama(p, n_layer=0),
     "bad-bos": lambda p: write_tiny_llama(p, bos_id=99999),
+    # draft models for the tiny one: other tokens, the same count spelled otherwise, other BOS
+    "script-a": lambda p: write_script_model(p, ["one ", "two "]),
+    "script-b": lambda p: write_script_model(p, ["uno ", "dos "]),
+    "bos-2": lambda p: write_tiny_llama(p, bos_id=2),
 }
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
@@ -133,6 +138,20 @@ CASES = {
     "model-no-layers": Case(["ask", "{model:no-layers}", "hi"], 1, "0 layers"),
     "info-no-layers": Case(["info", "{model:no-layers}"], 1, "0 layers"),
     "model-bos-outside-vocab": Case(["ask", "{model:bad-bos}", "hi"], 1, "outside the vocabulary"),
+    "draft-other-vocabulary": Case(
+        ["ask", "{tiny}", "hi", "--speculate", "draft:{model:script-a}"], 1, "another vocabulary"
+    ),
+    "draft-other-token-texts": Case(
+        ["ask", "{model:script-a}", "hi", "--speculate", "draft:{model:script-b}"],
+        1,
+        "another vocabulary than script-a.gguf (the same number of tokens",
+    ),
+    "draft-other-bos": Case(
+        ["ask", "{tiny}", "hi", "--speculate", "draft:{model:bos-2}"], 1, "BOS token 2 against 1"
+    ),
+    "draft-missing": Case(
+        ["ask", "{tiny}", "hi", "--speculate", "draft:{tmp}/nope.gguf"], 1, "nope.gguf"
+    ),
     "threads-100000": Case(["ask", "{tiny}", "hi", *GREEDY[:4], "--threads", "100000"], 0, ""),
     # 10: numbers
     "temperature-nan": Case(["ask", "{tiny}", "hi", "--temperature", "nan"], 2, "finite"),
@@ -243,6 +262,8 @@ def test_bad_input(
 
 
 def _expand(arg: str, tiny: Path, models: dict[str, Path], tmp: Path) -> str:
-    if arg.startswith("{model:"):
-        return str(models[arg[7:-1]])
+    head, model, tail = arg.partition("{model:")  # also inside a value: draft:{model:NAME}
+    if model:
+        name, _, rest = tail.partition("}")
+        arg = head + str(models[name]) + rest
     return arg.replace("{tiny}", str(tiny)).replace("{tmp}", str(tmp))

@@ -8,6 +8,7 @@ we keep (scalars, short strings, short arrays), whatever the file claims.
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import struct
 from dataclasses import dataclass, field
@@ -99,6 +100,7 @@ class GGUFHeader:
     metadata: dict[str, Any] = field(default_factory=dict)
     tensors: list[TensorInfo] = field(default_factory=list)
     data_offset: int = 0
+    vocab_sha256: str = ""  # of the token texts as stored (a draft model must have the same)
 
     @property
     def arch(self) -> str:
@@ -252,7 +254,10 @@ def _parse(path: Path, buf: mmap.mmap, size: int) -> GGUFHeader:
     for i in range(n_kv):
         key = r.string(f"metadata key {i}") or ""
         vtype = r.u32(f"type of {key}")
+        start = r.pos
         header.metadata[key] = r.value(vtype, key)
+        if key == "tokenizer.ggml.tokens":  # one pass over contiguous bytes: ms for 262k
+            header.vocab_sha256 = hashlib.sha256(buf[start : r.pos]).hexdigest()
     infos = [_tensor_info(r, i) for i in range(n_tensors)]
     align = header.metadata.get("general.alignment", 32)
     if not isinstance(align, int) or align <= 0 or align & (align - 1):
