@@ -113,3 +113,20 @@ def test_a_started_llama_server_gets_the_draft_model() -> None:
     assert flags[:1] == ("--swa-full",)
     assert flags[flags.index("-md") + 1] == "/models/small.gguf"
     assert flags[flags.index("--spec-type") + 1] == "draft-simple"
+
+
+def test_the_repl_shows_drafts_in_the_stats_line_and_stats(script_gguf: Path) -> None:
+    from tests.test_repl import PROMPT, spawn
+
+    child = spawn(str(script_gguf), "--max-tokens", "40", "--temperature", "0", "--threads",
+                  "1", "--speculate", f"draft:{script_gguf}", "--no-input-history")  # fmt: skip
+    try:
+        child.send("go\r")
+        child.expect(r"40 tokens · [^\n]* · drafts: (\d+) of (\d+) accepted")
+        kept, drafted = (int(g) for g in child.match.groups())
+        assert 30 <= kept == drafted < 40
+        child.expect_exact(PROMPT)
+        child.send("/stats\r")
+        child.expect(rf"ended: length · drafts: {kept} of {drafted} accepted")
+    finally:
+        child.close(force=True)
