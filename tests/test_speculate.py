@@ -257,3 +257,22 @@ def test_a_started_llama_server_reuses_its_cache_on_gemma(demo_gguf: Path) -> No
     finally:
         ready.close()
     assert 0 < second.prompt_eval_tokens <= len(new_turn.prompt_tokens) + 2, second
+
+
+def test_bench_scenario_logs_acceptance_runs_and_what_lookup_could_predict(
+    short_loop_gguf: Path,
+) -> None:
+    """bench --scenario: per mode the drafts, the verification batches (accepted / batches is
+    the mean accepted run) and the share of reply tokens the lookup predicts right (its
+    ceiling); the looping script model copies itself, so lookup can predict most of it."""
+    proc = run_cli("bench", str(short_loop_gguf), "--scenario", "chat", "--reply-tokens", "40",
+                   "--json", "--threads", "1", "--llama-server", "/nonexistent")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = {r["mode"]: r for r in json.loads(proc.stdout)[0]["runs"]}
+    assert runs["off"]["batches"] == 0 and runs["off"]["copyable"] > 0.5
+    lookup = runs["lookup"]
+    assert 0 < lookup["batches"] <= lookup["accepted"] and lookup["same_text"]
+    table = run_cli("bench", str(short_loop_gguf), "--scenario", "chat", "--reply-tokens", "40",
+                    "--threads", "1", "--llama-server", "/nonexistent",
+                    env={"COLUMNS": "200"})  # fmt: skip
+    assert "kept per batch" in table.stdout and "lookup could" in table.stdout
