@@ -72,6 +72,19 @@ def test_lookup_drafts_what_followed_the_longest_match() -> None:
     assert LookupDrafter(min_ngram=2).draft(4) == []
 
 
+def test_a_copied_stretch_is_followed_not_looked_up_again() -> None:
+    """While the reply copies a stretch, drafts continue that stretch, even where its last
+    n-gram occurred more recently followed by something else."""
+    d = LookupDrafter(max_ngram=4)
+    d.reset([1, 2, 3, 4, 5, 6, 7, 8, 20, 5, 6, 7, 8, 9, 0])
+    d.extend([1, 2])
+    assert d.draft(2) == [3, 4]  # "1 2" was followed by 3 4
+    d.extend([3, 4, 5, 6, 7, 8])  # copied; the latest "5 6 7 8" was followed by 9, not 20
+    assert d.draft(2) == [20, 5]
+    d.append(9)  # the reply left the stretch: look up again ("8 9" was followed by 0)
+    assert d.draft(1) == [0]
+
+
 def test_draft_length_grows_on_full_acceptance_and_backs_off() -> None:
     n = DraftLength(k=4, k_max=16)
     n.update(4, 4)
