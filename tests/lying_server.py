@@ -34,7 +34,7 @@ def models() -> dict[str, Any]:
     return {"data": [{"id": "m", "meta": {"n_ctx": 512, "n_vocab": 259}}]}
 
 
-def llama_events(text: str) -> Iterator[dict[str, Any]]:
+def llama_events(text: str, timings: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
     for ch in text:
         yield {"content": ch, "tokens": byte_ids(ch), "stop": False}
     yield {
@@ -42,7 +42,7 @@ def llama_events(text: str) -> Iterator[dict[str, Any]]:
         "tokens": [],
         "stop": True,
         "stop_type": "eos",
-        "timings": {"prompt_n": 5},
+        "timings": {"prompt_n": 5, **(timings or {})},
     }
 
 

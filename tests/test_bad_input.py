@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
+from tests.script_model import write_script_model
 from tests.tiny_model import write_tiny_llama
 
 GREEDY = ("--temperature", "0", "--max-tokens", "2", "--threads", "1")
@@ -55,6 +56,10 @@ MODELS: dict[str, Callable[[Path], Path]] = {
     "no-layers": lambda p: write_tiny_llama(p, n_layer=0),
     "bad-bos": lambda p: write_tiny_llama(p, bos_id=99999),
     "repeated-token": lambda p: write_tiny_llama(p, duplicate_token=300),
+    # draft models for the tiny one: other tokens, the same count spelled otherwise, other BOS
+    "script-a": lambda p: write_script_model(p, ["one ", "two "]),
+    "script-b": lambda p: write_script_model(p, ["uno ", "dos "]),
+    "bos-2": lambda p: write_tiny_llama(p, bos_id=2),
 }
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
@@ -153,6 +158,20 @@ CASES = {
     "model-bos-outside-vocab": Case(["ask", "{model:bad-bos}", "hi"], 1, "outside the vocabulary"),
     "model-repeated-token": Case(["ask", "{model:repeated-token}", "hi"], 1, "both 'M'"),
     "info-repeated-token": Case(["info", "{model:repeated-token}"], 1, "repeated token"),
+    "draft-other-vocabulary": Case(
+        ["ask", "{tiny}", "hi", "--speculate", "draft:{model:script-a}"], 1, "another vocabulary"
+    ),
+    "draft-other-token-texts": Case(
+        ["ask", "{model:script-a}", "hi", "--speculate", "draft:{model:script-b}"],
+        1,
+        "another vocabulary than script-a.gguf (the same number of tokens",
+    ),
+    "draft-other-bos": Case(
+        ["ask", "{tiny}", "hi", "--speculate", "draft:{model:bos-2}"], 1, "BOS token 2 against 1"
+    ),
+    "draft-missing": Case(
+        ["ask", "{tiny}", "hi", "--speculate", "draft:{tmp}/nope.gguf"], 1, "nope.gguf"
+    ),
     "threads-100000": Case(["ask", "{tiny}", "hi", *GREEDY[:4], "--threads", "100000"], 0, ""),
     # 10: numbers
     "temperature-nan": Case(["ask", "{tiny}", "hi", "--temperature", "nan"], 2, "finite"),
@@ -315,6 +334,8 @@ def _fill(directory: Path) -> None:
 
 
 def _expand(arg: str, tiny: Path, models: dict[str, Path], tmp: Path) -> str:
-    if arg.startswith("{model:"):
-        return str(models[arg[7:-1]])
+    head, model, tail = arg.partition("{model:")  # also inside a value: draft:{model:NAME}
+    if model:
+        name, _, rest = tail.partition("}")
+        arg = head + str(models[name]) + rest
     return arg.replace("{tiny}", str(tiny)).replace("{tmp}", str(tmp))

@@ -24,6 +24,8 @@ FIELDS = {
     "turns",
     "resume",
     "same_prompt",
+    "drafted",
+    "accepted",
 }
 TURN_FIELDS = {
     "turn",
@@ -34,6 +36,8 @@ TURN_FIELDS = {
     "generated",
     "cold_ttft_s",
     "dropped",
+    "drafted",
+    "accepted",
 }
 
 

@@ -241,3 +241,30 @@ def test_ctrl_c_in_the_repl_during_a_stall_returns_to_the_prompt(tmp_path: Path)
             s.close()
     saved = json.loads(session.read_text())
     assert saved["turns"][-1]["reply"] == "Back again."
+
+
+@pytest.mark.parametrize(
+    ("timings", "reported"),
+    [
+        ({"draft_n": 12, "draft_n_accepted": 9}, (12, 9)),
+        ({"draft_n": 12}, (12, 0)),
+        ({"draft_n": "12", "draft_n_accepted": 9}, (0, 0)),
+        ({"draft_n": 3, "draft_n_accepted": 9}, (0, 0)),
+        ({"draft_n": -4, "draft_n_accepted": -5}, (0, 0)),
+        ({"draft_n": True, "draft_n_accepted": 1}, (0, 0)),
+    ],
+    ids=["speculated", "none-accepted", "as-text", "more-kept-than-drafted", "negative", "bool"],
+)
+def test_what_a_speculating_server_says_it_drafted_is_reported(
+    timings: dict[str, object], reported: tuple[int, int]
+) -> None:
+    """llama-server's timings carry draft_n and draft_n_accepted when it speculates: --json
+    reports them; numbers that cannot be true are not repeated."""
+    lie = {"/completion": lambda h: h.sse(lies.llama_events("Hi there.", timings))}
+    with LyingServer(lie) as server:
+        proc = run_cli("ask", "m", "Hello?", "--server", server.url, "--server-kind", "llama",
+                       "--json", timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["text"] == "Hi there."
+    assert (out["draft_tokens"], out["draft_accepted"]) == reported

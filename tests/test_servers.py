@@ -302,3 +302,40 @@ def test_bench_over_a_server_has_the_local_fields(served: Served, script_gguf: P
     assert set(result) == FIELDS and all(set(t) == TURN_FIELDS for t in result["turns"])
     assert result["baseline_decode_tps"] > 0 and result["decode_tps"] > 0
     assert all(t["prompt_eval_tokens"] < t["history_tokens"] for t in result["turns"][1:])
+
+
+@pytest.fixture(scope="session")
+def loop_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reply that repeats twelve lines: what n-gram and draft-model speculation both catch."""
+    pieces = [f"line {i} of a reply that goes on\n" for i in range(12)]
+    return write_script_model(tmp_path_factory.mktemp("loop") / "loop.gguf", pieces, loop=True)
+
+
+def test_a_speculating_server_says_what_it_drafted(tools: Path, loop_gguf: Path) -> None:
+    """llama-server's /completion timings carry draft_n and draft_n_accepted when it
+    speculates: --json reports them, and the stats line of the REPL shows them."""
+    ask = ("go", "--json", "--max-tokens", "40", *GREEDY)  # under the repetition guard
+    # Lookups of 3 tokens: a line of the script is one token, the period 12.
+    lookup = ("--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3")
+    server = Served(tools, loop_gguf, *lookup, "--spec-ngram-simple-size-m", "8")
+    try:
+        out = json.loads(run_cli("ask", "-", *ask, "--server", server.url).stdout)
+        bench = run_cli("bench", str(loop_gguf), "--server", server.url, "--turns", "2",
+                        "--reply-tokens", "40", "--json")  # fmt: skip
+        table = run_cli("bench", str(loop_gguf), "--server", server.url, "--turns", "1",
+                        "--reply-tokens", "40")  # fmt: skip
+    finally:
+        server.stop()
+    assert out["completion_tokens"] == 40
+    assert 0 < out["draft_accepted"] <= out["draft_tokens"], out
+    result = json.loads(bench.stdout)
+    per_turn = sum(t["drafted"] for t in result["turns"])
+    assert 0 < result["accepted"] <= result["drafted"] == per_turn
+    assert "speculative drafts kept" in table.stdout, table.stdout
+    # draft:MODEL through a llama-server airochat starts: its own -md, the same text.
+    binary = ("--engine", "llama-server", "--llama-server", str(tools / "llama-server"))
+    plain = json.loads(run_cli("ask", str(loop_gguf), *ask, *binary).stdout)
+    drafted = run_cli("ask", str(loop_gguf), *ask, *binary, "--speculate", f"draft:{loop_gguf}")
+    out = json.loads(drafted.stdout)
+    assert out["text"] == plain["text"] and plain["draft_tokens"] == 0
+    assert 0 < out["draft_accepted"] <= out["draft_tokens"], out

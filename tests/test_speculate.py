@@ -72,6 +72,19 @@ def test_lookup_drafts_what_followed_the_longest_match() -> None:
     assert LookupDrafter(min_ngram=2).draft(4) == []
 
 
+def test_a_copied_stretch_is_followed_not_looked_up_again() -> None:
+    """While the reply copies a stretch, drafts continue that stretch, even where its last
+    n-gram occurred more recently followed by something else."""
+    d = LookupDrafter(max_ngram=4)
+    d.reset([1, 2, 3, 4, 5, 6, 7, 8, 20, 5, 6, 7, 8, 9, 0])
+    d.extend([1, 2])
+    assert d.draft(2) == [3, 4]  # "1 2" was followed by 3 4
+    d.extend([3, 4, 5, 6, 7, 8])  # copied; the latest "5 6 7 8" was followed by 9, not 20
+    assert d.draft(2) == [20, 5]
+    d.append(9)  # the reply left the stretch: look up again ("8 9" was followed by 0)
+    assert d.draft(1) == [0]
+
+
 def test_draft_length_grows_on_full_acceptance_and_backs_off() -> None:
     n = DraftLength(k=4, k_max=16)
     n.update(4, 4)
@@ -257,3 +270,22 @@ def test_a_started_llama_server_reuses_its_cache_on_gemma(demo_gguf: Path) -> No
     finally:
         ready.close()
     assert 0 < second.prompt_eval_tokens <= len(new_turn.prompt_tokens) + 2, second
+
+
+def test_bench_scenario_logs_acceptance_runs_and_what_lookup_could_predict(
+    short_loop_gguf: Path,
+) -> None:
+    """bench --scenario: per mode the drafts, the verification batches (accepted / batches is
+    the mean accepted run) and the share of reply tokens the lookup predicts right (its
+    ceiling); the looping script model copies itself, so lookup can predict most of it."""
+    proc = run_cli("bench", str(short_loop_gguf), "--scenario", "chat", "--reply-tokens", "40",
+                   "--json", "--threads", "1", "--llama-server", "/nonexistent")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = {r["mode"]: r for r in json.loads(proc.stdout)[0]["runs"]}
+    assert runs["off"]["batches"] == 0 and runs["off"]["copyable"] > 0.5
+    lookup = runs["lookup"]
+    assert 0 < lookup["batches"] <= lookup["accepted"] and lookup["same_text"]
+    table = run_cli("bench", str(short_loop_gguf), "--scenario", "chat", "--reply-tokens", "40",
+                    "--threads", "1", "--llama-server", "/nonexistent",
+                    env={"COLUMNS": "200"})  # fmt: skip
+    assert "kept per batch" in table.stdout and "lookup could" in table.stdout

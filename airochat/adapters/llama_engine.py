@@ -102,6 +102,8 @@ class LlamaEngine:
         return cls(llm, options, time.perf_counter() - start)
 
     def close(self) -> None:
+        if self.speculator is not None:
+            self.speculator.close()  # a draft model
         self._llm.close()
 
     @property
@@ -298,6 +300,8 @@ class LlamaEngine:
         kept = llm.input_ids[end:cached].copy()
         llm.input_ids[start : start + len(kept)] = kept
         llm.n_tokens = cached - (end - start)
+        if self.speculator is not None:
+            self.speculator.dropped(start, end)  # a draft model's cache shifts too
         return Dropped.SHIFTED
 
     def cache_fingerprint(self) -> dict[str, Any]:

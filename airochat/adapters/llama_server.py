@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from airochat.adapters.http_engine import (
@@ -185,6 +185,8 @@ class LlamaServerEngine(HttpEngine):
         transcript, decoded, seconds = "", 0, 0.0
         for turn in turns:
             transcript += turn
+            if len(self.tokenize_text(transcript)) + n >= self.n_ctx:
+                break  # a plain completion cannot drop old turns: measure what fits
             body = _sampling_body(sampling) | {
                 "prompt": transcript, "n_predict": n, "seed": max(sampling.seed, 0),
                 "stop": stop, "stream": True, "cache_prompt": True, "id_slot": 0,
@@ -226,7 +228,8 @@ class LlamaServerEngine(HttpEngine):
         timings = reply.meta.get("timings")
         read = timings.get("prompt_n") if isinstance(timings, dict) else None
         n_read = int(read) if isinstance(read, int | float) and read >= 0 else -1
-        yield reply.done(tokens, len(prompt), n_read)
+        drafted, accepted = draft_counts(timings)
+        yield replace(reply.done(tokens, len(prompt), n_read), drafted=drafted, accepted=accepted)
 
     def _chunk(self, event: dict[str, Any]) -> Chunk:
         """One /completion event: its tokens (up to EOS) and text, how the reply ends."""
@@ -243,6 +246,17 @@ class LlamaServerEngine(HttpEngine):
         if ids is None:  # not token ids: the text alone, its tokens found from it
             ids = []
         return Chunk(ids if ids or not data else None, data, finish, meta)
+
+
+def draft_counts(timings: Any) -> tuple[int, int]:
+    """(drafted, accepted) as a speculating llama-server reports them in its timings
+    (`draft_n`, `draft_n_accepted`); (0, 0) where it says nothing, or nothing believable."""
+    if not isinstance(timings, dict):
+        return 0, 0
+    drafted, accepted = timings.get("draft_n"), timings.get("draft_n_accepted", 0)
+    if type(drafted) is not int or type(accepted) is not int:  # not bool, float, text
+        return 0, 0
+    return (drafted, accepted) if 0 <= accepted <= drafted < 1 << 31 else (0, 0)
 
 
 def _sampling_body(sampling: Sampling) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airochat.domain.lookup_draft import DraftLength, DraftPlanner, LookupDrafter, SpecCounts
 
@@ -32,6 +32,18 @@ if TYPE_CHECKING:
     from llama_cpp import Llama
 
 K_MAX = 16
+
+
+class Drafter(Protocol):
+    """Where drafts come from: the chat's own tokens (`LookupDrafter`) or a draft model."""
+
+    match: int  # how the last draft was found (the lookup's n-gram length; 0: no draft)
+
+    def reset(self, tokens: Sequence[int]) -> None: ...
+
+    def append(self, token: int) -> None: ...
+
+    def draft(self, k: int) -> list[int]: ...
 
 
 class LookupSpeculator:
@@ -61,7 +73,7 @@ class LookupSpeculator:
         try:
             read = _read_prompt(llm, list(prompt))
             verify.decoded_to = llm.n_tokens
-            drafter = LookupDrafter()
+            drafter = self._drafter()
             drafter.reset(prompt)
             length = DraftLength(k_max=self.k_max)
             # llama.cpp's perf counters report a 0 as 1 (max(1, n_eval)): what it decoded
@@ -74,9 +86,8 @@ class LookupSpeculator:
                 emitted += 1
                 yield token
                 room = min(budget - emitted, verify.n_ctx - llm.n_tokens, self.k_max + 1) - 1
-                predicted = drafter.draft(room) if room > 0 else []
+                predicted, draft = self._next_draft(drafter, room, length)
                 match = drafter.match
-                draft = self._draft(predicted, match, length)
                 start = time.perf_counter()
                 verify.decode([token, *draft])
                 self.planner.timed(len(draft) + 1, time.perf_counter() - start)
@@ -107,12 +118,25 @@ class LookupSpeculator:
             self.total.batches += self.last.batches
             self.total.decoded += self.last.decoded
 
-    def _draft(self, predicted: list[int], match: int, length: DraftLength) -> list[int]:
-        """lookup: as many as the adaptive length says; auto: as many as pay for themselves
-        by the planner's measure (often none)."""
+    def _drafter(self) -> Drafter:
+        return LookupDrafter()
+
+    def _next_draft(
+        self, drafter: Drafter, room: int, length: DraftLength
+    ) -> tuple[list[int], list[int]]:
+        """(what the lookup predicts, what of it is verified): lookup verifies as many as the
+        adaptive length says; auto as many as pay for themselves by the planner's measure
+        (often none)."""
+        predicted = drafter.draft(room) if room > 0 else []
         if self.mode == "auto":
-            return predicted[: self.planner.plan(match, len(predicted))]
-        return predicted[: length.next()]
+            return predicted, predicted[: self.planner.plan(drafter.match, len(predicted))]
+        return predicted, predicted[: length.next()]
+
+    def dropped(self, start: int, end: int) -> None:
+        """The target's cache dropped positions [start, end) and shifted the rest back."""
+
+    def close(self) -> None:
+        """Free what the speculator holds beyond the target (a draft model)."""
 
 
 class _Verifier:

@@ -25,9 +25,12 @@ def _row(scenario: str, engine: str, mode: str, run: dict[str, Any], base: float
     tps = float(run["decode_tps"])
     drafted, accepted = int(run["drafted"]), int(run["accepted"])
     kept = f"{accepted}/{drafted} ({accepted / drafted:.0%})" if drafted else "-"
+    batches = int(run.get("batches", 0))
+    per_batch = f"{accepted / batches:.2f}" if batches else "-"
+    copyable = f"{run['copyable']:.0%}" if "copyable" in run and mode == "off" else ""
     same = "yes" if run["same_text"] else _parted(run.get("divergence") or {})
     speed = f"{tps / base:.2f}x" if base else "-"
-    return [scenario, engine, mode, f"{tps:.1f}", speed, kept, same]
+    return [scenario, engine, mode, f"{tps:.1f}", speed, kept, per_batch, copyable, same]
 
 
 def _parted(div: dict[str, Any]) -> str:
@@ -36,7 +39,10 @@ def _parted(div: dict[str, Any]) -> str:
     return f"no: char {div['char']}, top-2 gap {div['top2_logit_gap']}"
 
 
-HEADER = ["scenario", "engine", "mode", "decode tok/s", "vs off", "drafts kept", "same text"]
+HEADER = [
+    "scenario", "engine", "mode", "decode tok/s", "vs off", "drafts kept", "kept per batch",
+    "lookup could", "same text",
+]  # fmt: skip
 
 
 def print_scenarios(results: list[dict[str, Any]]) -> None:

@@ -54,8 +54,9 @@ def complete(url: str, prompt: Sequence[int], n: int, stop: Sequence[str] = ()) 
     }
 
 
-def started_server_flags(mode: str) -> tuple[str, ...]:
+def started_server_flags(mode: str, draft_model: str = "") -> tuple[str, ...]:
     """What a llama-server started by airochat gets beyond the loading flags: a full-size
     sliding-window cache (Gemma 3: without it the server cannot reuse its cache and re-reads
-    every previous reply; no effect on other models) and its speculation for the mode."""
-    return ("--swa-full", *flags_for_mode(mode))
+    every previous reply; no effect on other models) and its speculation for the mode
+    (draft:MODEL: `draft_model`, the draft's file)."""
+    return ("--swa-full", *flags_for_mode(mode, draft_model))

@@ -30,6 +30,9 @@ def print_bench(r: dict[str, Any], console: Console) -> None:
     head.add_row("decode, chat path", f"{r['decode_tps']:.1f} tok/s")
     head.add_row("decode, bare llama-cpp-python", f"{r['baseline_decode_tps']:.1f} tok/s")
     head.add_row("overhead", f"{r['overhead'] * 100:+.1f} %")
+    if r.get("drafted"):
+        share = f"{r['accepted']} of {r['drafted']} ({r['accepted'] / r['drafted']:.0%})"
+        head.add_row("speculative drafts kept", share)
     head.add_row("last turn: TTFT cold", f"{r['last_turn_cold_ttft_s']:.2f} s")
     head.add_row("peak RSS", f"{r['peak_rss_bytes'] / 2**20:.0f} MiB")
     same = r.get("same_prompt") or {}

@@ -67,9 +67,8 @@ again, not to give up on its own front door."
 """
 
 QA_QUESTION = (
-    "Quote, word for word, the paragraph about the second stage of the harbour. Then quote the "
-    "sentence that says what the restoration cost, and summarise the whole document in five "
-    "sentences."
+    "Quote the sentences of the document that describe the second stage of the harbour, word "
+    "for word, then summarise the document in two sentences."
 )
 
 CODE = '''\

@@ -4,6 +4,9 @@ A reply that quotes its document, rewrites given code or repeats a name continue
 earlier stretch of the chat continued. `LookupDrafter` indexes every n-gram of the token
 history (n from `max_ngram` down to `min_ngram`) by where its most recent occurrence was
 followed, and proposes the tokens that followed the longest n-gram matching the history's end.
+While the reply keeps copying one stretch, the next draft continues that stretch (`_src`) rather
+than looking its last n-gram up again: a quoted paragraph or a rewritten function goes on the way
+its source does, where the most recent occurrence of the n-gram may be another place.
 `DraftLength` adapts how many tokens to propose from how many were accepted; in `auto` mode it
 also stops drafting for a while when drafts stop being accepted, so a chat that does not repeat
 itself pays (almost) nothing.
@@ -36,6 +39,7 @@ class LookupDrafter:
         self.min_ngram = min_ngram
         self.tokens: list[int] = []
         self.match = 0  # the n-gram length the last draft came from (0: none)
+        self._src: int | None = None  # where the stretch being copied continues
         # n -> {n-gram: the index of the token that followed its latest occurrence}
         self._index: dict[int, dict[tuple[int, ...], int]] = {
             n: {} for n in range(min_ngram, max_ngram + 1)
@@ -43,6 +47,7 @@ class LookupDrafter:
 
     def reset(self, tokens: Sequence[int]) -> None:
         self.tokens = []
+        self._src = None
         for table in self._index.values():
             table.clear()
         self.extend(tokens)
@@ -54,6 +59,8 @@ class LookupDrafter:
     def append(self, token: int) -> None:
         toks = self.tokens
         end = len(toks)  # `token` goes here: it follows the n-grams that end just before
+        src = self._src
+        self._src = src + 1 if src is not None and toks[src] == token else None
         for n, table in self._index.items():
             if end >= n:
                 table[tuple(toks[end - n : end])] = end
@@ -65,12 +72,16 @@ class LookupDrafter:
         self.match = 0
         if k <= 0:
             return []
+        if self._src is not None:  # still copying: what follows in the source
+            self.match = self.max_ngram
+            return toks[self._src : self._src + k]
         for n in range(self.max_ngram, self.min_ngram - 1, -1):
             if len(toks) < n:
                 continue
             start = self._index[n].get(tuple(toks[-n:]))
             if start is not None:
                 self.match = n
+                self._src = start
                 return toks[start : start + k]
         return []
 

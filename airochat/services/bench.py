@@ -41,6 +41,8 @@ class BenchTurn:
     generated: int
     cold_ttft_s: float | None = None  # the same prompt read without the KV cache (--plot)
     dropped: str = ""  # the notice when old exchanges were dropped before this turn
+    drafted: int = 0  # speculative decoding (in process, or as a server says): drafts verified
+    accepted: int = 0  # and kept
 
 
 @dataclass
@@ -62,6 +64,8 @@ class BenchResult:
     # chat path's engine and through the engine's raw API: the same tokens, so the two speeds
     # compare the code around the model and nothing else.
     same_prompt: dict[str, Any] = field(default_factory=dict)
+    drafted: int = 0  # over the scripted chat's turns
+    accepted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +116,8 @@ def _play(chat: Chat, script: list[str], progress: Callable[[str], None]) -> _Pl
                 done.prompt_eval_tokens,
                 done.generated,
                 dropped=dropped,
+                drafted=done.drafted,
+                accepted=done.accepted,
             )
         )
     return played
@@ -173,6 +179,8 @@ def run_bench(
         turns=played.turns,
         resume=resume,
         same_prompt=same,
+        drafted=sum(t.drafted for t in played.turns),
+        accepted=sum(t.accepted for t in played.turns),
     )
 
 

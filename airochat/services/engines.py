@@ -29,7 +29,7 @@ from airochat.domain.engine import BenchProbes, Engine
 from airochat.domain.engine_spec import EngineSpec, LocalEngine, RunningServer, StartedServer
 from airochat.domain.templates import DEFAULT_TEMPLATE, template_for_model_name
 from airochat.errors import UsageError
-from airochat.services import loader
+from airochat.services import draft_model, loader
 from airochat.services.resolve import Fetch, load_catalog
 
 START_TIMEOUT_S = 600.0  # a 70B model over RPC takes minutes to load
@@ -90,8 +90,15 @@ def _local(spec: LocalEngine, how: Opening) -> Connected:
     if spec.model is None:
         raise UsageError("name a MODEL (or give --server URL)")
     plan = loader.plan(how.settings, spec.model, how.fetch)
+    draft = draft_model.checked_draft(how.settings, plan, how.fetch)  # before anything loads
     engine = loader.load(plan, how.settings, how.verbose, vocab_only=how.tokenizer_only)
     engine.speculator = speculator_for(how.settings.speculate)
+    if draft is not None and not how.tokenizer_only:
+        try:
+            engine.speculator = draft_model.load_draft(draft, plan, how.settings, how.verbose)
+        except BaseException:
+            engine.close()
+            raise
     offload = plan.offload.n_gpu_layers
     where = f"{offload} GPU layers" if offload else "CPU"
     return Connected(
@@ -223,10 +230,11 @@ def _started(spec: StartedServer, how: Opening) -> Connected:
         raise UsageError("name a MODEL for llama-server to load")
     binary = find_binary(spec.binary or settings.llama_server or None)
     plan = loader.plan(settings, spec.model, how.fetch)
+    draft = draft_model.checked_draft(settings, plan, how.fetch)
     flags = ServerFlags(
         loader.load_options(plan, settings, plan.ctx, how.verbose),
         spec.workers,
-        started_server_flags(settings.speculate),
+        started_server_flags(settings.speculate, str(draft.path) if draft else ""),
     )
     process = ServerProcess(binary, flags, how.verbose)
     try:

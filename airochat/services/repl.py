@@ -8,7 +8,7 @@ from airochat.domain.events import ChatEvent, Done, Notice, ReplyNote, TextChunk
 from airochat.errors import AirochatError
 from airochat.services.chat import Chat
 from airochat.services.chat_io import ChatIO
-from airochat.services.commands import Commands, commands_for, read_count
+from airochat.services.commands import Commands, commands_for, drafts_note, read_count
 from airochat.services.kept_chat import KeptChat
 from airochat.services.roleplay import SceneTurns
 
@@ -19,6 +19,7 @@ def reply_summary(done: Done) -> str:
     return (
         f"{done.generated} tokens · {done.tokens_per_s:.1f} tok/s · "
         f"first token {done.ttft_s:.2f}s · read {read_count(done)} new prompt tokens"
+        + drafts_note(done)
         + ENDINGS.get(done.finish_reason, "")
     )
 

@@ -18,6 +18,7 @@ from airochat.adapters.llama_engine import LlamaEngine
 from airochat.adapters.llama_speculative import speculator_for, top2_gap
 from airochat.domain.bench_texts import SCENARIOS, scenario_messages
 from airochat.domain.events import Done
+from airochat.domain.lookup_draft import LookupDrafter
 from airochat.errors import UsageError
 from airochat.services.chat import Chat
 
@@ -40,6 +41,8 @@ class ModeRun:
     generated: int = 0
     drafted: int = 0
     accepted: int = 0
+    batches: int = 0  # verification batches (accepted / batches: the mean accepted run)
+    copyable: float = 0.0  # share of reply tokens the chat's own n-gram lookup predicts
     same_text: bool = True
     divergence: dict[str, Any] = field(default_factory=dict)
     text: str = ""
@@ -102,7 +105,7 @@ def _play(
         model_name=chat.model_name, templates=chat.templates,
     )  # fmt: skip
     run = ModeRun(mode)
-    decoded, seconds = 0, 0.0
+    decoded, seconds, hits = 0, 0.0, 0
     replies, prompts = [], []
     for message in scenario_messages(name):
         done = next(e for e in probe.send(message) if isinstance(e, Done))
@@ -113,12 +116,27 @@ def _play(
         run.generated += done.generated
         run.drafted += done.drafted
         run.accepted += done.accepted
+        run.batches += engine.speculator.last.batches if engine.speculator else 0
+        hits += lookup_hits(prompts[-1], list(done.tokens))
         run.text += done.text
         if done.generated > 1:
             decoded += done.generated - 1
             seconds += done.decode_s
     run.decode_tps = decoded / seconds if seconds else 0.0
+    run.copyable = hits / run.generated if run.generated else 0.0
     return run, replies, prompts
+
+
+def lookup_hits(prompt: list[int], reply: list[int]) -> int:
+    """Reply tokens that prompt n-gram lookup would have drafted right, one ahead: the ceiling
+    of what `lookup` can accept on this reply, whatever the draft length."""
+    drafter = LookupDrafter()
+    drafter.reset(prompt)
+    hits = 0
+    for token in reply:
+        hits += drafter.draft(1) == [token]
+        drafter.append(token)
+    return hits
 
 
 def _compare(

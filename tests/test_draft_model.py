@@ -1,0 +1,132 @@
+"""--speculate draft:MODEL: a second model of the same vocabulary drafts, the target verifies.
+
+On the generated models no near-tie exists, so the text must be the target's own token for
+token: with the target itself as the draft (every draft kept) and with a 1-layer twin of the
+same vocabulary (most drafts refused), across a multi-turn chat and a KV shift past the context
+limit. A draft model of another vocabulary is refused before anything loads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from airochat.adapters.gguf_file import read_header
+from airochat.adapters.llama_draft import DraftSpeculator
+from airochat.adapters.llama_engine import LlamaEngine, LoadOptions
+from airochat.adapters.speculative_server import started_server_flags
+from airochat.domain.config import Sampling
+from airochat.services.draft_model import vocabulary_difference
+from tests.conftest import run_cli
+from tests.test_speculate import chat_of, play
+from tests.tiny_model import write_tiny_llama
+
+
+@pytest.fixture(scope="module")
+def twin_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model's vocabulary, one layer of other random weights: a poor draft."""
+    return write_tiny_llama(tmp_path_factory.mktemp("twin") / "twin.gguf", n_layer=1, seed=7)
+
+
+@pytest.fixture(scope="module")
+def script_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.script_model import write_script_model
+
+    pieces = [f"line {i} of a reply that goes on\n" for i in range(12)]
+    path = tmp_path_factory.mktemp("dscript") / "loop.gguf"
+    return write_script_model(path, pieces, loop=True)
+
+
+def load(path: Path, n_ctx: int, draft: Path | None = None) -> LlamaEngine:
+    engine = LlamaEngine.load(LoadOptions(path=path, n_ctx=n_ctx, n_threads=1))
+    if draft is not None:
+        drafter = LlamaEngine.load(LoadOptions(path=draft, n_ctx=n_ctx, n_threads=1))
+        engine.speculator = DraftSpeculator(drafter, draft.name)
+    return engine
+
+
+@pytest.fixture
+def pair(request: pytest.FixtureRequest, tiny_gguf: Path) -> Iterator[tuple[LlamaEngine, ...]]:
+    draft = request.getfixturevalue(request.param) if request.param else tiny_gguf
+    plain, spec = load(tiny_gguf, 256), load(tiny_gguf, 256, draft)
+    yield plain, spec
+    plain.close()
+    spec.close()
+
+
+@pytest.mark.parametrize("pair", ["", "twin_gguf"], indirect=True, ids=["itself", "twin"])
+def test_a_long_chat_past_the_context_limit_is_the_targets_text(
+    pair: tuple[LlamaEngine, LlamaEngine],
+) -> None:
+    plain, spec = pair
+    messages = [f"tell me about the capital, part {i}" for i in range(16)]
+    sampling = Sampling(temperature=0.0, max_tokens=12)
+    chat_a, chat_b = chat_of(plain, sampling), chat_of(spec, sampling)
+    a, b = play(chat_a, messages), play(chat_b, messages)
+    assert [d.tokens for d in a] == [d.tokens for d in b]
+    assert len(chat_b.conversation.turns) < len(messages), "the context never filled"
+    drafted, accepted = sum(d.drafted for d in b), sum(d.accepted for d in b)
+    assert drafted > 0 and all(d.drafted >= d.accepted for d in b)
+    speculator = spec.speculator
+    assert isinstance(speculator, DraftSpeculator)
+    if speculator.name == "tiny-llama.gguf":
+        assert accepted == drafted  # the target drafting for itself is always right
+    else:
+        assert accepted < drafted  # the twin is a poor guesser: refused drafts were removed
+    # The draft's cache followed the shifts: it holds a prefix of the chat, and it read what
+    # the target read plus the reply and the drafts -- not the chat again after each shift
+    # (2,586 tokens read, against 922, when it did).
+    drafter = speculator.drafter
+    tokens = chat_b.conversation.tokens()
+    assert drafter.cached == tokens[: len(drafter.cached)] and len(drafter.cached) > 100
+    target_read = sum(d.prompt_eval_tokens for d in b)
+    assert drafter.read <= target_read + sum(len(d.tokens) + d.drafted for d in b)
+
+
+def test_another_vocabulary_is_told_apart(tiny_gguf: Path, twin_gguf: Path,
+                                          script_gguf: Path) -> None:  # fmt: skip
+    tiny, twin, script = (read_header(p) for p in (tiny_gguf, twin_gguf, script_gguf))
+    assert vocabulary_difference(tiny, twin) is None
+    assert vocabulary_difference(tiny, script) == f"{script.n_vocab} tokens against {tiny.n_vocab}"
+    assert tiny.vocab_sha256 and tiny.vocab_sha256 != script.vocab_sha256
+
+
+def test_ask_with_a_draft_model_reports_drafts(script_gguf: Path, tiny_gguf: Path) -> None:
+    args = ("ask", str(script_gguf), "go", "--json", "--max-tokens", "40", "--temperature", "0")
+    off = json.loads(run_cli(*args, "--threads", "1").stdout)
+    done = run_cli(*args, "--threads", "1", "--speculate", f"draft:{script_gguf}")
+    out = json.loads(done.stdout)
+    assert out["text"] == off["text"] and out["completion_tokens"] == 40
+    assert out["draft_tokens"] >= 30 and out["draft_accepted"] == out["draft_tokens"]
+    refused = run_cli(*args, "--speculate", f"draft:{tiny_gguf}")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    n_tiny, n_script = read_header(tiny_gguf).n_vocab, read_header(script_gguf).n_vocab
+    why = f"draft model tiny-llama.gguf has another vocabulary than loop.gguf ({n_tiny} tokens"
+    assert refused.stderr.strip().splitlines()[-1].endswith(f"{why} against {n_script})")
+
+
+def test_a_started_llama_server_gets_the_draft_model() -> None:
+    flags = started_server_flags("draft:small", "/models/small.gguf")
+    assert flags[:1] == ("--swa-full",)
+    assert flags[flags.index("-md") + 1] == "/models/small.gguf"
+    assert flags[flags.index("--spec-type") + 1] == "draft-simple"
+
+
+def test_the_repl_shows_drafts_in_the_stats_line_and_stats(script_gguf: Path) -> None:
+    from tests.test_repl import PROMPT, spawn
+
+    child = spawn(str(script_gguf), "--max-tokens", "40", "--temperature", "0", "--threads",
+                  "1", "--speculate", f"draft:{script_gguf}", "--no-input-history")  # fmt: skip
+    try:
+        child.send("go\r")
+        child.expect(r"40 tokens · [^\n]* · drafts: (\d+) of (\d+) accepted")
+        kept, drafted = (int(g) for g in child.match.groups())
+        assert 30 <= kept == drafted < 40
+        child.expect_exact(PROMPT)
+        child.send("/stats\r")
+        child.expect(rf"ended: length · drafts: {kept} of {drafted} accepted")
+    finally:
+        child.close(force=True)
