@@ -45,6 +45,22 @@ def show_events(io: ChatIO, events: Iterator[ChatEvent], stats: bool = True) -> 
     return done
 
 
+RECAP_TURNS = 2  # the exchanges a resumed chat shows, so the user knows where it stands
+RECAP_CHARS = 300  # of each message and reply (a long reply is shown by its end)
+
+
+def recap(chat: Chat) -> list[str]:
+    """The chat's last exchanges, for the screen of a resumed chat: `> message`, then the
+    reply, each cut to its last RECAP_CHARS characters."""
+    turns = [*chat.conversation.earlier, *chat.conversation.turns][-RECAP_TURNS:]
+    return [line for t in turns for line in (f"> {_tail(t.message)}", _tail(t.reply))]
+
+
+def _tail(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= RECAP_CHARS else "…" + text[-RECAP_CHARS:].lstrip()
+
+
 def context_gauge(chat: Chat) -> str:
     st = chat.stats()
     pct = 100 * st.context_used // max(st.context_size, 1)
