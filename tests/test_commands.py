@@ -59,6 +59,9 @@ class ListIO:
     def show(self, text: str) -> None:
         self.out.append(text)
 
+    def show_terms(self, rows: list[tuple[str, str]]) -> None:
+        self.out.append("\n".join(f"{term} {text}" for term, text in rows))
+
     def notice(self, text: str) -> None:
         self.out.append(text)
 

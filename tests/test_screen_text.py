@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from tests.screen import Screen
@@ -130,3 +131,64 @@ def _index(pieces: list[str], marker: str) -> int:
         if text.endswith(marker):
             return i + 1
     raise ValueError(marker)
+
+
+@pytest.mark.parametrize("cols", [80, 60])
+def test_banner_and_help_wrap_between_their_parts(tiny_gguf: Path, cols: int) -> None:
+    """The banner wrapped by words with a dangling `·`; /help descriptions wrapped back to
+    column 0 at 60 columns. The banner now breaks between its parts, a description under
+    itself."""
+    s = Screen(str(tiny_gguf), *BASE, "--max-tokens", "2", cols=cols)
+    try:
+        s.child.expect_exact(">>>")
+        s.child.send("/help\r")
+        s.child.expect("Ctrl-D leaves")
+        s.child.expect_exact(">>>")
+        lines = s.lines()
+        top = lines[: next(i for i, line in enumerate(lines) if line.startswith(">>>"))]
+        assert any("template" in line for line in top) and any("memory" in line for line in top)
+        for line in top:
+            assert not line.strip().startswith("·") and not line.strip().endswith("·"), top
+        start = next(i for i, line in enumerate(lines) if line.startswith(">>> /help"))
+        end = next(i for i, line in enumerate(lines) if line.startswith("Enter sends"))
+        help_lines = lines[start + 1 : end]
+        assert all(line.startswith(("/", "          ")) for line in help_lines), help_lines
+        assert all(len(line) <= cols for line in lines)
+        if cols == 60:  # some description is longer than the width: it wrapped under itself
+            assert any(line.startswith("          ") for line in help_lines), help_lines
+    finally:
+        s.close()
+
+
+def test_a_resumed_chat_shows_its_last_exchanges(tmp_path: Path) -> None:
+    """`resumed 2 exchange(s)` showed none of them. The last two are shown, dimmed, under it,
+    with control characters made visible, for --session and for -c (the chat library)."""
+    gguf = write_script_model(tmp_path / "paris.gguf", ["The capital", " is Paris", " \x1b[2J."])
+    session = tmp_path / "s.json"
+    for resume in (("--session", str(session)), ("-c",)):
+        s = Screen(str(gguf), *BASE, *resume)
+        try:
+            s.child.expect_exact(">>>")
+            for word in ("first question", "second question", "third question"):
+                s.child.send(word + "\r")
+                s.child.expect("tok/s")
+                s.child.expect_exact(">>>")
+            s.child.sendcontrol("d")
+            s.child.expect(pexpect.EOF)
+        finally:
+            s.close()
+        s = Screen(str(gguf), *BASE, *resume)
+        try:
+            s.child.expect_exact(">>>")
+            lines = s.lines()
+            said = next(i for i, line in enumerate(lines) if "resumed 3 exchange(s)" in line)
+            first = lines.index("> second question")
+            banner = next(i for i, line in enumerate(lines) if "/help for commands" in line)
+            assert said < first < banner, lines  # under the line that says it resumed
+            shown = lines[first : first + 4]
+            assert shown[2] == "> third question", lines
+            assert shown[1] == shown[3] == "The capital is Paris \\x1b[2J.", lines
+            assert "\x1b[2m> second question" in s.raw  # dimmed
+            assert "\x1b[2J" not in s.raw and "first question" not in "\n".join(lines)
+        finally:
+            s.close()

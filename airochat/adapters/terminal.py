@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from airochat.adapters.reply_views import PlainView, ReplyView, on_screen
@@ -234,7 +236,7 @@ class TerminalIO:
         if cut:
             self.console.print(Text("[reply stopped]", style="yellow"))
         if summary:
-            self.console.print(Text(summary, style="dim"))
+            self.notice(summary)
 
     # What is shown, noticed or said wrong may quote a reply, a file or a server: its control
     # characters are made visible on a terminal (Text is never read as rich markup).
@@ -242,11 +244,37 @@ class TerminalIO:
     def show(self, text: str) -> None:
         self.console.print(Text(on_screen(self.console, text)))
 
+    def show_terms(self, rows: list[tuple[str, str]]) -> None:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column()  # wraps within its column: a hanging indent
+        for term, text in rows:
+            grid.add_row(Text(on_screen(self.console, term)), Text(on_screen(self.console, text)))
+        self.console.print(grid)
+
     def notice(self, text: str) -> None:
-        self.console.print(Text(on_screen(self.console, text), style="dim"))
+        """A line of airochat's: too long for the terminal, it breaks between its ` · ` parts
+        (a banner wrapped by words left a dangling `·`)."""
+        shown = between_parts(on_screen(self.console, text), self.console.width)
+        self.console.print(Text(shown, style="dim"))
 
     def error(self, text: str) -> None:
         self.console.print(Text(on_screen(self.console, text), style="bold red"))
+
+
+def between_parts(text: str, width: int, sep: str = " · ") -> str:
+    """`text` with a line break before each `sep`-joined part that would pass `width`, and
+    the `sep` there dropped; a part longer than the width is left to wrap by words."""
+    if "\n" in text or cell_len(text) <= width:
+        return text
+    lines = [""]
+    for part in text.split(sep):
+        joined = f"{lines[-1]}{sep}{part}" if lines[-1] else part
+        if lines[-1] and cell_len(joined) > width:
+            lines.append(part)
+        else:
+            lines[-1] = joined
+    return "\n".join(lines)
 
 
 def _run_editor(editor: str, path: str) -> str | None:

@@ -109,7 +109,7 @@ def _repl(
     from airochat.adapters import locations
     from airochat.adapters.reply_views import choose_view
     from airochat.adapters.terminal import InputOptions, TerminalIO
-    from airochat.services.repl import Repl
+    from airochat.services.repl import Repl, recap
 
     chat = ready.chat
     options = InputOptions(
@@ -118,6 +118,8 @@ def _repl(
     )
     io = TerminalIO(console, options, view=lambda: choose_view(console, chat.scene, markdown))
     for line in ready.notes:
+        io.notice(line)
+    for line in recap(chat) if ready.kept.resumed else []:
         io.notice(line)
     io.notice(ready.header() + " · /help for commands, Ctrl-D to leave")
     Repl(ready.kept, io, stats, settings.tools).run()

@@ -105,10 +105,10 @@ class Commands:
 
     def cmd_help(self, _arg: str) -> bool:
         """List the commands."""
-        lines = [f"/{n:<8} {inspect.getdoc(getattr(self, f'cmd_{n}'))}" for n in self.names()]
-        lines.append('Enter sends · Alt+Enter or Ctrl+J: new line · """ fences a long message')
-        lines.append("Ctrl-C stops a reply · Tab completes commands and paths · Ctrl-D leaves")
-        self.io.show("\n".join(lines))
+        docs = [(f"/{n}", inspect.getdoc(getattr(self, f"cmd_{n}")) or "") for n in self.names()]
+        self.io.show_terms(docs)
+        self.io.notice('Enter sends · Alt+Enter or Ctrl+J: new line · """ fences a long message')
+        self.io.notice("Ctrl-C stops a reply · Tab completes commands and paths · Ctrl-D leaves")
         return False
 
     def cmd_exit(self, _arg: str) -> bool:

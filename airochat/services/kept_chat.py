@@ -30,6 +30,7 @@ class KeptChat:
         self._kept: SavedChat | None = None  # what the store holds, to write only on change
         self._failed = ""  # the save error said last, to say it once
         self._fresh: SavedChat | None = None  # a new chat as it opened (its settings)
+        self.resumed = False  # the chat goes on from what the store kept
 
     def resume(self, given: Mapping[str, object]) -> list[str]:
         """Continue the chat the store keeps, if any; the options in `given` (typed on the
@@ -39,6 +40,7 @@ class KeptChat:
             self._fresh = self.chat.saved()  # a new chat: written once anything changes
             return []
         notes = [f"resumed {len(saved.turns)} exchange(s) from {self.store.name}"]
+        self.resumed = bool(saved.turns)
         notes += self.chat.restore(saved, self.store.name)
         notes += apply_given(self.chat, given)
         self._kept = self.chat.saved() if self.chat.started else None

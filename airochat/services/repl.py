@@ -46,6 +46,30 @@ def show_events(io: ChatIO, events: Iterator[ChatEvent], stats: bool = True) -> 
     return done
 
 
+RECAP_TURNS = 2  # the exchanges a resumed chat shows, so the user knows where it stands
+RECAP_LINES = 4  # of each message and reply: a long one is shown by its end
+RECAP_CHARS = 300
+
+
+def recap(chat: Chat) -> list[str]:
+    """The chat's last exchanges, for the screen of a resumed chat: `> message`, then the
+    reply, each cut to its last few lines (`…` says where)."""
+    turns = [*chat.conversation.earlier, *chat.conversation.turns][-RECAP_TURNS:]
+    return [line for t in turns for line in (f"> {_tail(t.message)}", _tail(t.reply))]
+
+
+def _tail(text: str) -> str:
+    lines = text.strip().split("\n")
+    kept: list[str] = []
+    for line in reversed(lines):
+        if len(kept) == RECAP_LINES or sum(map(len, kept)) + len(line) > RECAP_CHARS:
+            break
+        kept.insert(0, line)
+    if not kept:  # one long line: its end
+        return "…" + lines[-1][-RECAP_CHARS:].lstrip()
+    return "\n".join(["…"] * (len(kept) < len(lines)) + kept)
+
+
 def context_gauge(chat: Chat) -> str:
     st = chat.stats()
     pct = 100 * st.context_used // max(st.context_size, 1)
