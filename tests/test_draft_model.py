@@ -130,3 +130,14 @@ def test_the_repl_shows_drafts_in_the_stats_line_and_stats(script_gguf: Path) ->
         child.expect(rf"ended: length · drafts: {kept} of {drafted} accepted")
     finally:
         child.close(force=True)
+
+
+def test_bench_scenario_measures_the_draft_model_beside_lookup(script_gguf: Path) -> None:
+    proc = run_cli("bench", str(script_gguf), "--scenario", "chat", "--reply-tokens", "30",
+                   "--json", "--threads", "1", "--llama-server", "/nonexistent",
+                   "--speculate", f"draft:{script_gguf}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = {r["mode"]: r for r in json.loads(proc.stdout)[0]["runs"]}
+    assert set(runs) == {"off", "lookup", "auto", "draft:loop.gguf"}
+    drafted = runs["draft:loop.gguf"]
+    assert drafted["same_text"] and drafted["accepted"] == drafted["drafted"] > 30
