@@ -130,3 +130,49 @@ def test_the_repl_shows_drafts_in_the_stats_line_and_stats(script_gguf: Path) ->
         child.expect(rf"ended: length · drafts: {kept} of {drafted} accepted")
     finally:
         child.close(force=True)
+
+
+def test_bench_scenario_measures_the_draft_model_beside_lookup(script_gguf: Path) -> None:
+    proc = run_cli("bench", str(script_gguf), "--scenario", "chat", "--reply-tokens", "30",
+                   "--json", "--threads", "1", "--llama-server", "/nonexistent",
+                   "--speculate", f"draft:{script_gguf}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    runs = {r["mode"]: r for r in json.loads(proc.stdout)[0]["runs"]}
+    assert set(runs) == {"off", "lookup", "auto", "draft:loop.gguf"}
+    drafted = runs["draft:loop.gguf"]
+    assert drafted["same_text"] and drafted["accepted"] == drafted["drafted"] > 30
+
+
+def test_a_stop_in_the_middle_of_a_drafted_batch_keeps_both_caches_true(
+    looping_gguf: Path,
+) -> None:
+    from airochat.domain.events import Done, TextChunk
+
+    plain, spec = load(looping_gguf, 512), load(looping_gguf, 512, looping_gguf)
+    try:
+        sampling = Sampling(temperature=0.0, max_tokens=200)
+        chat = chat_of(spec, sampling)
+        seen, done = 0, None
+        for event in chat.send("go"):
+            seen += isinstance(event, TextChunk)
+            if seen == 9:
+                spec.request_stop()
+            if isinstance(event, Done):
+                done = event
+        assert done is not None and done.finish_reason == "interrupted" and done.accepted > 0
+        tokens = chat.conversation.tokens()
+        cached = spec.cached_tokens()
+        assert cached == tokens[: len(cached)] and len(cached) >= len(tokens) - 3
+        speculator = spec.speculator
+        assert isinstance(speculator, DraftSpeculator)
+        # The draft's cache holds the kept reply; what it drafted past the stop is matched
+        # away before its next draft (the next turn drafts from a true cache).
+        n = len(cached) - 1
+        assert speculator.drafter.cached[:n] == tokens[:n]
+        after = play(chat, ["and again"])[0]
+        prompt = chat.conversation.tokens()[: -len(after.tokens) - 1]
+        cold = next(e for e in plain.generate(prompt, sampling) if isinstance(e, Done))
+        assert after.tokens == cold.tokens and after.accepted > 0
+    finally:
+        plain.close()
+        spec.close()

@@ -74,10 +74,12 @@ def run_scenario(
     result = ScenarioResult(name, 0)
     prompts: list[list[int]] = []
     plain: list[list[int]] = []
+    if kept is not None and kept.mode not in modes:  # draft:MODEL, loaded with the target
+        modes = (*modes, kept.mode)
     try:
         for mode in modes:
             progress(f"{name}: --speculate {mode}")
-            engine.speculator = speculator_for(mode)
+            engine.speculator = kept if kept and mode == kept.mode else speculator_for(mode)
             engine.forget_cache()
             run, replies, built = _play(chat, engine, sampling, name, mode)
             if mode == modes[0]:
