@@ -127,6 +127,8 @@ def parse(text: str, name: str) -> dict[str, CatalogEntry]:
 
 def _read_user(path: Path) -> str:
     """The user's models.txt, refused in one line when it is too big to be a catalog."""
+    if not path.is_file():  # a FIFO would block every command for ever
+        raise ConfigError(f"{path}: not a regular file")
     try:
         with path.open("rb") as fh:
             data = fh.read(MAX_USER_BYTES + 1)
