@@ -135,7 +135,7 @@ def _read_user(path: Path) -> str:
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
-    lines = text.count("\n") + 1
+    lines = len(text.splitlines())
     if len(data) > MAX_USER_BYTES or lines > MAX_USER_LINES:
         raise ConfigError(
             f"{path}: too big for a model catalog (over {MAX_USER_LINES:,} lines or "
