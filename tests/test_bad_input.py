@@ -35,6 +35,7 @@ class Case:
     files: dict[str, str | bytes] = field(default_factory=dict)  # written under {tmp}
     config: str | bytes | None = None  # the user's config.toml
     catalog: str | None = None  # the user's models.txt
+    special: dict[str, str] = field(default_factory=dict)  # a config file as a fifo or dev-zero
     kept: bool = True  # the files are left as they were (False: a cache may be rewritten)
     full_disk: bool = False  # {tmp} is a small tmpfs, filled after the files are written
 
@@ -131,6 +132,14 @@ CASES = {
         "nested too deeply",
         config="a = " + "[" * 100_000 + "]" * 100_000,
     ),
+    **{
+        f"{fname}-{kind}": Case(args, 1, "not a regular file", special={fname: kind})
+        for fname, args in {
+            "config.toml": ["ask", "{tiny}", "hi"],
+            "models.txt": ["models"],
+        }.items()
+        for kind in ("fifo", "dev-zero")
+    },
     "config-nan": Case(["ask", "{tiny}", "hi"], 1, "finite", config="[sampling]\ntop_p = nan\n"),
     "stdin-not-utf8": Case(["ask", "{tiny}"], 1, "stdin is not UTF-8", stdin=b"caf\xe9\n"),
     # 8: memory bombs and endless inputs
@@ -290,6 +299,13 @@ def test_bad_input(
     os.mkfifo(tmp_path / "fifo")
     if case.full_disk:
         _fill(tmp_path)
+    config_dir = isolated_dirs / "config" / "airochat"
+    for fname, kind in case.special.items():
+        config_dir.mkdir(parents=True, exist_ok=True)
+        if kind == "fifo":
+            os.mkfifo(config_dir / fname)
+        else:
+            (config_dir / fname).symlink_to("/dev/zero")
     for fname, text in (("config.toml", case.config), ("models.txt", case.catalog)):
         if text is not None:
             conf = isolated_dirs / "config" / "airochat" / fname

@@ -85,3 +85,14 @@ def test_user_catalog_adds_and_overrides(tmp_path: Path) -> None:
 def test_bad_lines_name_the_line(line: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse(f"# header\n{line}\n", "models.txt")
+
+
+def test_a_user_catalog_may_have_as_many_lines_as_the_cap_and_no_more(tmp_path: Path) -> None:
+    from airochat.domain.catalog import MAX_USER_LINES
+
+    user = tmp_path / "models.txt"
+    user.write_text("".join(f"m{i} owner/repo-{i}\n" for i in range(MAX_USER_LINES)))
+    assert Catalog.load(data_file("models.txt"), user).get(f"m{MAX_USER_LINES - 1}")
+    user.write_text(user.read_text() + "one more/line\n")
+    with pytest.raises(ConfigError, match="too big for a model catalog"):
+        Catalog.load(data_file("models.txt"), user)

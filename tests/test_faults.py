@@ -758,7 +758,7 @@ def test_a_resumed_window_fits_the_context_before_the_first_turn(
     assert len(_messages(session)) == 401
 
 
-@pytest.mark.parametrize("where", ["read-only", "full"])
+@pytest.mark.parametrize("where", ["read-only", "full", "fifo"])
 def test_r2_12_an_unwritable_input_history_costs_only_the_history(
     tiny_gguf: Path, tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -768,6 +768,9 @@ def test_r2_12_an_unwritable_input_history_costs_only_the_history(
     if subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(data)]).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
+        if where == "fifo":  # opening it would wait for a reader for ever
+            (data / "airochat").mkdir()
+            os.mkfifo(data / "airochat" / "input_history")
         if where == "full":  # the folder and an empty file fit; the first line does not
             (data / "airochat").mkdir()
             with open(data / "fill", "wb", buffering=0) as fh, contextlib.suppress(OSError):
@@ -788,3 +791,70 @@ def test_r2_12_an_unwritable_input_history_costs_only_the_history(
             s.close()
     finally:
         subprocess.run(["umount", "-l", str(data)])
+
+
+def _big_gguf(path: Path, mib: int) -> bytes:
+    """A whole GGUF of about `mib` MiB (one zero tensor): big enough that joining its parts
+    takes a while."""
+    import numpy as np
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    writer.add_token_list(["a", "b"])
+    writer.add_tensor("big.weight", np.zeros(mib << 18, dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path.read_bytes()
+
+
+def _named(repo: Path, name: str, give_up: float) -> None:
+    """Until a file called `name` is in the repo's snapshots (a tight loop: the moment
+    matters)."""
+    snaps = repo / "snapshots"
+    while time.monotonic() < give_up:
+        if any(snaps.glob(f"*/{name}")):
+            return
+
+
+@pytest.mark.parametrize(
+    ("sig", "when"),
+    [(signal.SIGTERM, "as-the-join-begins"), (signal.SIGKILL, "as-the-file-is-named")],
+    ids=["sigterm-as-the-join-begins", "sigkill-as-the-joined-file-is-named"],
+)
+def test_r2_9_a_killed_join_keeps_the_parts_and_a_pull_resumes(
+    hub: tuple[HubServer, dict[str, str]], tmp_path: Path, sig: signal.Signals, when: str
+) -> None:
+    """Parts are kept, no temp file stays, and the model's name never holds a file that is
+    not recorded whole (its sha256 beside it): it is either absent or checked."""
+    server, env = hub
+    model = _big_gguf(tmp_path / "big.gguf", 96)
+    names = [f"m.Q6_K.gguf-split-{c}" for c in "abc"]
+    server.state.repos[SPLIT] = Repo(files=dict(zip(names, _thirds(model), strict=True)))
+    repo = Path(env["HF_HOME"]) / "hub" / "models--airo--split-GGUF"
+    proc = popen_cli("pull", f"{SPLIT}:Q6_K", env=env)
+    assert proc.stderr is not None
+    said = []
+    for line in proc.stderr:  # the parts are down and verified: the join begins
+        said.append(line.decode())
+        if "joining the 3 parts" in said[-1]:
+            break
+    if when == "as-the-file-is-named":
+        _named(repo, "m.Q6_K.gguf", time.monotonic() + 30)
+    proc.send_signal(sig)
+    start = time.monotonic()
+    rc = proc.wait(10)
+    took = time.monotonic() - start
+    err = "".join(said) + proc.stderr.read().decode()
+    assert rc == (143 if sig == signal.SIGTERM else -9) and took < 1.0, (rc, took, err)
+    assert "Traceback" not in err, err
+    files = sorted(p.name for p in (repo / "snapshots").rglob("*") if p.is_file())
+    assert [n for n in names if n not in files] == [], files  # every part kept
+    if "m.Q6_K.gguf" in files:
+        assert "m.Q6_K.gguf.sha256" in files, files
+    assert not [p for p in repo.rglob("*") if p.name.startswith(".")], "temp files left"
+    again = run_cli("pull", f"{SPLIT}:Q6_K", env=env)
+    assert again.returncode == 0, again.stderr
+    assert Path(again.stdout.strip()).read_bytes() == model

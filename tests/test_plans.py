@@ -6,12 +6,16 @@ argv."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests import lying_server as lies
+from tests.conftest import popen_cli, run_cli
+from tests.lying_server import LyingServer
 from tests.plan_server import plan_server
 from tests.rec_tool import __file__ as REC
 from tests.script_model import write_script_model
@@ -266,3 +270,38 @@ def test_a_planning_prompt_that_cannot_fit_is_refused_with_the_reason(tmp_path: 
     code, out, err = _ask(model, _tools(tmp_path, 9), rec, "--yes", "--ctx", "128")
     assert code == 1 and "the context holds 128" in err
     assert out == "" and not rec.exists()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_during_a_knowledgemodel_step_ends_as_that_signal(
+    sig: signal.Signals, code: int
+) -> None:
+    """The plan comes back at once; the KnowledgeModel question then stalls on the server."""
+    plan = "Plan: Ask.\n:evidence0: = KnowledgeModel[Who won?]\nAnswer: :evidence0:\n"
+    answers = iter([lambda h: h.sse(lies.llama_events(plan))])
+
+    def completion(h: lies.Handler) -> None:
+        next(answers, lies.stall_after_headers)(h)
+
+    props = {**lies.props(), "default_generation_settings": {"n_ctx": 4096}}
+    with LyingServer({"/completion": completion, "/props": lies.answer(props)}) as server:
+        proc = popen_cli(
+            "ask", "m", "--plan", "Who won the Nobel Prize?", "--server", server.url,
+            "--server-kind", "llama",
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while server.seen.count("/completion") < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.5)  # in the step's stall
+            proc.send_signal(sig)
+            start = time.monotonic()
+            rc = proc.wait(10)
+            took = time.monotonic() - start
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            _, err = proc.communicate()
+    assert server.seen.count("/completion") == 2, server.seen
+    assert rc == code, err
+    assert took < 1.0 and b"Traceback" not in err, (took, err)

@@ -32,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
 
+from airochat.adapters.storage import atomic_write_text
 from airochat.domain.splits import model_name, part_of
 from airochat.errors import AirochatError, ModelNotFoundError
 
@@ -414,8 +415,8 @@ def read_marker(verified_dir: Path, sha256: str) -> Verified | None:
         return None  # none, damaged, or from an older airochat (a path only): hash again
 
 
-def _write_marker(verified_dir: Path, sha256: str, blob: Path) -> None:
-    info = blob.stat()
+def _write_marker(verified_dir: Path, sha256: str, blob: Path, written: Path | None = None) -> None:
+    info = (written or blob).stat()  # a file about to be renamed to `blob` is that file
     marker = Verified(
         blob=str(blob),
         size=info.st_size,
@@ -463,11 +464,12 @@ def _joined_sha(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def record_joined(path: Path, sha256: str, verified_dir: Path) -> None:
+def record_joined(path: Path, sha256: str, verified_dir: Path, written: Path | None = None) -> None:
     """A file airochat joined from verified parts: its hash beside it and in the markers, so
-    it is checked like a blob from then on (a truncated join is caught as damaged)."""
-    _joined_sha(path).write_text(sha256 + "\n")
-    _write_marker(verified_dir, sha256, path)
+    it is checked like a blob from then on (a truncated join is caught as damaged).
+    `written`: the joined file still under its temporary name, recorded before the rename."""
+    atomic_write_text(_joined_sha(path), sha256 + "\n", mode=0o644)
+    _write_marker(verified_dir, sha256, path, written)
 
 
 def ensure_verified(path: Path, verified_dir: Path) -> Path:

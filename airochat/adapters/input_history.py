@@ -17,14 +17,18 @@ class InputHistory(FileHistory):
         super().__init__(str(path))
         self.path = path
         self.problem: str | None = None  # set once; from then on the file is left alone
+        if path.exists() and not path.is_file():  # a FIFO would block the REPL's start
+            self._give_up("not a regular file")
+            return
         try:
             private_file(path)
         except OSError as exc:
             self._give_up(exc)
 
-    def _give_up(self, exc: OSError) -> None:
+    def _give_up(self, exc: OSError | str) -> None:
+        why = exc if isinstance(exc, str) else os_error_reason(exc)
         self.problem = (
-            f"input history is not kept: cannot write {self.path} ({os_error_reason(exc)}); "
+            f"input history is not kept: cannot write {self.path} ({why}); "
             "this session's lines are kept in memory"
         )
 

@@ -2,7 +2,8 @@
 zip volumes concatenated and their single member extracted (the standard library's zipfile,
 zip64 included). Streamed -- a 40 GB model never passes through memory -- and hashed as it is
 written; free space is checked before anything is written; the result is written to a
-temporary name and renamed, so a half-joined file is never taken for the model."""
+temporary name, checked, and renamed, so a half-joined or unchecked file is never taken for the
+model: a kill at any moment leaves either no joined file or one already recorded as whole."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ CHUNK = 4 << 20
 MARGIN = 256 << 20
 
 Progress = Callable[[int, int], None]
+# Called with the whole temporary file and its sha256 before it takes the target's name; it
+# raises to refuse it (the temporary file is then removed).
+Accept = Callable[[Path, str], None]
 
 
 class JoinError(AirochatError):
@@ -57,12 +61,14 @@ def _copy(
     return h.hexdigest()
 
 
-def _into(target: Path, write: Callable[[BinaryIO], str]) -> str:
-    """Write through a temporary file renamed into place when whole."""
+def _into(target: Path, write: Callable[[BinaryIO], str], accept: Accept | None = None) -> str:
+    """Write through a temporary file renamed into place when whole (and accepted)."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
         with tmp.open("wb") as out:
             digest = write(out)
+        if accept is not None:
+            accept(tmp, digest)
         os.replace(tmp, target)
     except OSError as exc:
         discard_temp(tmp)
@@ -73,7 +79,9 @@ def _into(target: Path, write: Callable[[BinaryIO], str]) -> str:
     return digest
 
 
-def join_bytes(parts: list[Path], target: Path, progress: Progress | None = None) -> str:
+def join_bytes(
+    parts: list[Path], target: Path, progress: Progress | None = None, accept: Accept | None = None
+) -> str:
     """Concatenate `parts` in order into `target`; its sha256."""
     total = sum(p.stat().st_size for p in parts)
     _check_space(target.parent, total, f"join {target.name}")
@@ -86,20 +94,27 @@ def join_bytes(parts: list[Path], target: Path, progress: Progress | None = None
     def write(out: BinaryIO) -> str:
         return _copy(opened(), out, total, progress)
 
-    return _into(target, write)
+    return _into(target, write, accept)
 
 
-def extract_volumes(volumes: list[Path], target: Path, progress: Progress | None = None) -> str:
+def extract_volumes(
+    volumes: list[Path],
+    target: Path,
+    progress: Progress | None = None,
+    accept: Accept | None = None,
+) -> str:
     """Join zip volumes and extract the one file they hold into `target`; its sha256."""
     archive = target.with_name(f".{target.name}.{os.getpid()}.zip")
     try:
         join_bytes(volumes, archive)
-        return _extract_single(archive, target, progress)
+        return _extract_single(archive, target, progress, accept)
     finally:
         discard_temp(archive)
 
 
-def _extract_single(archive: Path, target: Path, progress: Progress | None) -> str:
+def _extract_single(
+    archive: Path, target: Path, progress: Progress | None, accept: Accept | None
+) -> str:
     try:
         with zipfile.ZipFile(archive) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
@@ -114,7 +129,7 @@ def _extract_single(archive: Path, target: Path, progress: Progress | None) -> s
                 with zf.open(member) as src:
                     return _copy([src], out, member.file_size, progress)
 
-            return _into(target, write)
+            return _into(target, write, accept)
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise JoinError(
             f"{target.name}: the zip volumes do not make a readable zip ({exc})"

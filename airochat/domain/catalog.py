@@ -127,13 +127,15 @@ def parse(text: str, name: str) -> dict[str, CatalogEntry]:
 
 def _read_user(path: Path) -> str:
     """The user's models.txt, refused in one line when it is too big to be a catalog."""
+    if not path.is_file():  # a FIFO would block every command for ever
+        raise ConfigError(f"{path}: not a regular file")
     try:
         with path.open("rb") as fh:
             data = fh.read(MAX_USER_BYTES + 1)
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read ({exc})") from None
-    lines = text.count("\n") + 1
+    lines = len(text.splitlines())
     if len(data) > MAX_USER_BYTES or lines > MAX_USER_LINES:
         raise ConfigError(
             f"{path}: too big for a model catalog (over {MAX_USER_LINES:,} lines or "

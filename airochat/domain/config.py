@@ -110,6 +110,8 @@ class Settings:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():  # a FIFO would block the start for ever, /dev/zero never end
+        raise ConfigError(f"{path}: not a regular file")
     try:
         with path.open("rb") as fh:
             data = fh.read(1 << 20)

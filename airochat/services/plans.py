@@ -28,7 +28,7 @@ from airochat.domain.rewoo import (
     references,
     substitute,
 )
-from airochat.errors import AirochatError, UsageError
+from airochat.errors import AirochatError, ExitCode, UsageError
 from airochat.services.chat import Chat
 
 MAX_EVIDENCE_CHARS = 8000
@@ -40,6 +40,12 @@ Answer = Literal["yes", "no", "all"]
 
 class PlanStopped(AirochatError):
     """The user declined a step, or stopped the model: the rest of the plan did not run."""
+
+
+class PlanInterrupted(PlanStopped):
+    """Ctrl-C during a step's answer from the model: the command ends as Ctrl-C does."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 @dataclass(frozen=True)
@@ -220,7 +226,7 @@ def knowledge_tool(ask_model: Ask) -> Tool:
     def run(call: Call) -> str:
         done = ask_model(knowledge_prompt(call))
         if done.finish_reason == "interrupted":
-            raise PlanStopped("the plan stopped: the model's answer was interrupted")
+            raise PlanInterrupted("the plan stopped: the model's answer was interrupted")
         return done.text.strip()
 
     return Tool("KnowledgeModel", CARD_TOOLS["KnowledgeModel"], run)

@@ -223,18 +223,22 @@ def _join(parts: list[Path], option: QuantOption, keep_parts: bool) -> Path:
     assert option.joined is not None
     target = parts[0].parent / Path(option.joined).name
     hub.NOTE(f"joining the {len(parts)} parts of {option.quant} into {target.name}")
+
+    def accept(joined: Path, digest: str) -> None:
+        # Checked and recorded before it takes the model's name: a kill at any moment leaves
+        # no joined file, or one known whole.
+        why = whole_file_problem(joined) if target.suffix == ".gguf" else None
+        if why is not None:  # each part was verified, but they do not make one whole model
+            raise hub.HubError(
+                f"the {len(parts)} parts of {option.quant} do not make a whole model ({why}); "
+                "the repo's listing is incomplete or mixes files -- the parts are kept"
+            )
+        hub.record_joined(target, digest, _verified_dir(), written=joined)
+
     if option.scheme == "zip":
-        digest = joiner.extract_volumes(parts, target)
+        joiner.extract_volumes(parts, target, accept=accept)
     else:
-        digest = joiner.join_bytes(parts, target)
-    why = whole_file_problem(target) if target.suffix == ".gguf" else None
-    if why is not None:  # each part was verified, but they do not make one whole model
-        target.unlink(missing_ok=True)
-        raise hub.HubError(
-            f"the {len(parts)} parts of {option.quant} do not make a whole model ({why}); "
-            "the repo's listing is incomplete or mixes files -- the parts are kept"
-        )
-    hub.record_joined(target, digest, _verified_dir())
+        joiner.join_bytes(parts, target, accept=accept)
     if not keep_parts:
         hub.remove(parts)
     return target
