@@ -5,7 +5,9 @@ an SSH banner instead of HTTP. Its tokenizer is bytes (token = byte + 3; BOS 1, 
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -250,3 +252,24 @@ if __name__ == "__main__":
     import sys
 
     main(sys.argv[1:])
+
+
+def signal_in_stall(
+    proc: subprocess.Popen[bytes], seen: list[str], path: str, times: int, sig: signal.Signals
+) -> tuple[int, float, bytes]:
+    """Wait until the server has seen `path` `times` times, then half a second into its
+    stall send `sig`: (exit status, seconds it took to end, stderr)."""
+    try:
+        deadline = time.monotonic() + 30
+        while seen.count(path) < times and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # in the stall
+        proc.send_signal(sig)
+        start = time.monotonic()
+        rc = proc.wait(10)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _, err = proc.communicate()
+    return rc, took, err

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFWriter
 
-from tests.tiny_model import vocab, write_out
+from tests.tiny_model import add_vocab, vocab, write_out
 
 
 def write_swa_model(path: Path, window: int = 16, n_layer: int = 6, seed: int = 0) -> Path:
@@ -36,14 +36,7 @@ def write_swa_model(path: Path, window: int = 16, n_layer: int = 6, seed: int = 
     writer.add_sliding_window(window)
     writer.add_rope_freq_base(10000.0)
     writer.add_file_type(0)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores(scores)
-    writer.add_token_types(types)
-    writer.add_unk_token_id(0)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_add_bos_token(True)
+    add_vocab(writer, tokens, scores, types)
     ones = np.ones(n_embd, dtype=np.float32)
     writer.add_tensor("token_embd.weight", w(n_vocab, n_embd))
     for i in range(n_layer):

@@ -129,19 +129,7 @@ def test_a_stalled_server_yields_to_signals_within_a_second(
 ) -> None:
     with LyingServer({"/completion": STALLS[stall]}) as server:
         proc = popen_cli("ask", "m", "Hello?", "--server", server.url, "--server-kind", "llama")
-        try:
-            deadline = time.monotonic() + 30
-            while "/completion" not in server.seen and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)  # in the stall
-            proc.send_signal(sig)
-            start = time.monotonic()
-            rc = proc.wait(10)
-            took = time.monotonic() - start
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            _, err = proc.communicate()
+        rc, took, err = lies.signal_in_stall(proc, server.seen, "/completion", 1, sig)
     assert rc == code, err
     assert took < 1.0, took
     assert b"Traceback" not in err, err

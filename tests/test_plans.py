@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -289,19 +288,7 @@ def test_a_signal_during_a_knowledgemodel_step_ends_as_that_signal(
             "ask", "m", "--plan", "Who won the Nobel Prize?", "--server", server.url,
             "--server-kind", "llama",
         )  # fmt: skip
-        try:
-            deadline = time.monotonic() + 30
-            while server.seen.count("/completion") < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.5)  # in the step's stall
-            proc.send_signal(sig)
-            start = time.monotonic()
-            rc = proc.wait(10)
-            took = time.monotonic() - start
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            _, err = proc.communicate()
+        rc, took, err = lies.signal_in_stall(proc, server.seen, "/completion", 2, sig)
     assert server.seen.count("/completion") == 2, server.seen
     assert rc == code, err
     assert took < 1.0 and b"Traceback" not in err, (took, err)

@@ -127,6 +127,14 @@ def llama_writer(
     writer.add_rope_dimension_count(shape.n_embd // shape.n_head)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(0)
+    add_vocab(writer, tokens, scores, types, bos_id)
+    return writer
+
+
+def add_vocab(
+    writer: GGUFWriter, tokens: list[str], scores: list[float], types: list[int], bos_id: int = 1
+) -> None:
+    """The tiny SentencePiece-style vocabulary's keys (unk 0, eos 2, BOS added)."""
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
     writer.add_token_scores(scores)
@@ -135,7 +143,6 @@ def llama_writer(
     writer.add_bos_token_id(bos_id)
     writer.add_eos_token_id(2)
     writer.add_add_bos_token(True)
-    return writer
 
 
 def write_out(writer: GGUFWriter, path: Path) -> Path:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from airochat.adapters.llama_speculative import K_MAX, Drafter, LookupSpeculator
+from airochat.adapters.llama_speculative import K_MAX, Drafter, LookupSpeculator, fill_batch
 from airochat.domain.lookup_draft import DraftLength
 
 if TYPE_CHECKING:
@@ -87,15 +87,8 @@ class ModelDrafter:
 
     def _decode(self, tokens: list[int]) -> None:
         """Read `tokens` at the next positions, logits for the last one only."""
-        b, n0 = self._batch, len(self.cached)
-        b.n_tokens = len(tokens)
-        for i, t in enumerate(tokens):
-            b.token[i] = t
-            b.pos[i] = n0 + i
-            b.n_seq_id[i] = 1
-            b.seq_id[i][0] = 0
-            b.logits[i] = int(i == len(tokens) - 1)
-        rc = self._lib.llama_decode(self.ctx, b)
+        fill_batch(self._batch, tokens, len(self.cached), every_logit=False)
+        rc = self._lib.llama_decode(self.ctx, self._batch)
         if rc != 0:
             raise RuntimeError(f"the draft model's llama_decode returned {rc}")
         self.cached.extend(tokens)

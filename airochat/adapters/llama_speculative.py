@@ -158,13 +158,7 @@ class _Verifier:
         be the reply's (the sampled token): n_tokens counts it, the drafts wait for keep()."""
         llm, b = self.llm, self.batch
         n0 = llm.n_tokens
-        b.n_tokens = len(tokens)
-        for i, t in enumerate(tokens):
-            b.token[i] = t
-            b.pos[i] = n0 + i
-            b.n_seq_id[i] = 1
-            b.seq_id[i][0] = 0
-            b.logits[i] = 1
+        fill_batch(b, tokens, n0, every_logit=True)
         self.decoded_to = n0 + len(tokens)
         rc = self._lib.llama_decode(self.ctx, b)
         self._lib.llama_synchronize(self.ctx)
@@ -190,6 +184,19 @@ class _Verifier:
             self.decoded_to = n
             if not self._lib.llama_memory_seq_rm(mem, 0, n, -1):
                 raise RuntimeError("the model's cache cannot forget rejected draft tokens")
+
+
+def fill_batch(batch: Any, tokens: list[int], start: int, every_logit: bool) -> None:
+    """`tokens` at positions start, start+1, ... of sequence 0 in a llama_batch; logits at
+    every position (a verification) or only at the last (reading ahead)."""
+    batch.n_tokens = len(tokens)
+    last = len(tokens) - 1
+    for i, t in enumerate(tokens):
+        batch.token[i] = t
+        batch.pos[i] = start + i
+        batch.n_seq_id[i] = 1
+        batch.seq_id[i][0] = 0
+        batch.logits[i] = int(every_logit or i == last)
 
 
 def _read_prompt(llm: Llama, tokens: list[int]) -> int:
