@@ -179,10 +179,10 @@ class _Reader:
             raise _Bad(f"truncated while reading {what}")
         self.pos = pos
 
-    def unique_strings(self, count: int, what: str) -> tuple[int, int, bytes] | None:
-        """Skip `count` strings as `_skip_strings` does, and find the first that repeats an
-        earlier one: (earlier index, index, text), or None. A set in the hot loop (+80 ms on
-        a 262K vocabulary); the indices are looked for only once a repeat is known."""
+    def unique_strings(self, count: int, what: str) -> list[bytes] | None:
+        """Skip `count` strings as `_skip_strings` does, noting whether any text repeats: None
+        if none does, else every text (for the caller to name the two ids). A set in the hot
+        loop (+80 ms on a 262K vocabulary); the texts are kept only once a repeat is known."""
         start, buf, size, unpack = self.pos, self.buf, self.size, _U64.unpack_from
         seen: set[bytes] = set()
         add, pos = seen.add, start
@@ -197,15 +197,12 @@ class _Reader:
         self.pos = pos
         if len(seen) == count:
             return None
-        first: dict[bytes, int] = {}
-        pos = start
-        for i in range(count):
+        texts, pos = [], start
+        for _ in range(count):
             end = pos + 8 + unpack(buf, pos)[0]
-            j = first.setdefault(buf[pos + 8 : end], i)
-            if j != i:
-                return j, i, buf[pos + 8 : end]
+            texts.append(bytes(buf[pos + 8 : end]))
             pos = end
-        return None  # not reached: the set held a repeat
+        return texts
 
     def value(self, vtype: int, what: str) -> Any:
         if vtype in _SCALARS:
@@ -312,15 +309,11 @@ def _vocabulary(r: _Reader) -> tuple[Any, tuple[int, int, str] | None]:
     if itype != _STRING or count <= KEEP_ARRAY:
         r.pos = start
         value = r.value(_ARRAY, VOCAB_KEY)
-        texts = [str(t).encode() for t in value] if isinstance(value, list) else []
-        return value, _first_repeat(texts)
+        kept = [str(t).encode() for t in value] if isinstance(value, list) else []
+        return value, _first_repeat(kept)
     r.need(count * 8, VOCAB_KEY)
-    found = r.unique_strings(count, VOCAB_KEY)
-    value = ("array", _STRING, count)
-    if found is None:
-        return value, None
-    first, again, text = found
-    return value, (first, again, bytes(text).decode("utf-8", errors="replace"))
+    texts = r.unique_strings(count, VOCAB_KEY)
+    return ("array", _STRING, count), _first_repeat(texts) if texts is not None else None
 
 
 def _first_repeat(texts: list[bytes]) -> tuple[int, int, str] | None:
@@ -328,7 +321,7 @@ def _first_repeat(texts: list[bytes]) -> tuple[int, int, str] | None:
     for i, text in enumerate(texts):
         j = first.setdefault(text, i)
         if j != i:
-            return j, i, text.decode()
+            return j, i, text.decode("utf-8", errors="replace")
     return None
 
 

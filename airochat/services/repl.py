@@ -54,7 +54,7 @@ RECAP_CHARS = 300
 def recap(chat: Chat) -> list[str]:
     """The chat's last exchanges, for the screen of a resumed chat: `> message`, then the
     reply, each cut to its last few lines (`…` says where)."""
-    turns = [*chat.conversation.earlier, *chat.conversation.turns][-RECAP_TURNS:]
+    turns = chat.conversation.all_turns()[-RECAP_TURNS:]
     return [line for t in turns for line in (f"> {_tail(t.message)}", _tail(t.reply))]
 
 
