@@ -264,7 +264,7 @@ def test_text_from_a_kept_chat_reaches_the_terminal_without_control_sequences(
 ) -> None:
     session = tmp_path / "s.json"
     turn = {
-        "message": "paint \x1b[31mred\x1b[0m okapi",
+        "message": "paint \x1b[31mred\x1b[0m okapi \u202eipako",
         "reply": "a \x1b]0;title\x07 reply okapi",
         "reply_tokens": [1],
         "finish_reason": "stop",
@@ -278,6 +278,8 @@ def test_text_from_a_kept_chat_reaches_the_terminal_without_control_sequences(
     for args in (("chats",), ("chats", "show", "1"), ("chats", "search", "okapi")):
         out = run_cli(*args).stdout
         assert "okapi" in out and "\x1b" not in out and "\x07" not in out, args
+        assert "\u202e" not in out, args  # a bidi override would reorder the line
+    assert "paint \\x1b[31mred\\x1b[0m okapi <U+202E>ipako" in run_cli("chats", "show", "1").stdout
     assert json.loads(run_cli("chats", "show", "1", "--json").stdout)["turns"][0] == {
         **turn,
         "reply_prefix": "",

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from airochat.domain.functions import PREAMBLE
 from airochat.domain.rewoo import INTRO
 from airochat.domain.transcript import SavedChat
+from airochat.domain.visible import visible
 from airochat.errors import UsageError
 
 TITLE_CHARS = 80
@@ -127,10 +128,7 @@ def to_markdown(summary: ChatSummary, saved: SavedChat) -> str:
     return "\n".join(out) + "\n"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
 def printable(text: str) -> str:
-    """Text from a kept chat as it may reach a terminal: control characters (escape
-    sequences' ESC among them) shown as '?', newlines and tabs kept."""
-    return _CONTROL.sub("?", text)
+    """Text from a kept chat as it may reach a terminal: control characters and bidi
+    controls shown (domain/visible.py), newlines and tabs kept."""
+    return visible(text)
