@@ -35,7 +35,7 @@ def list_chats(ctx: typer.Context, as_json: JsonOpt = False, debug: DebugOpt = F
     if ctx.invoked_subcommand is not None:
         return
     with errors_to_exit(debug):
-        from airochat.domain.chat_library import printable
+        from airochat.domain.visible import visible
         from airochat.services import library
 
         chats = library.list_chats(library.db_path())
@@ -47,8 +47,8 @@ def list_chats(ctx: typer.Context, as_json: JsonOpt = False, debug: DebugOpt = F
             return
         typer.echo(f"{'ID':>5}  {'LAST USED':<16}  {'TURNS':>5}  {'MODEL':<24}  TITLE")
         for c in chats:
-            title = printable(c.title).replace("\n", " ")
-            model = printable(c.model or c.model_ref)[:24]
+            title = visible(c.title).replace("\n", " ")
+            model = visible(c.model or c.model_ref)[:24]
             typer.echo(f"{c.id:>5}  {_when(c.updated):<16}  {c.turns:>5}  {model:<24}  {title}")
 
 
@@ -63,7 +63,7 @@ def search(
 ) -> None:
     """Find chats by what was said (messages and replies): the matching lines, with the id."""
     with errors_to_exit(debug):
-        from airochat.domain.chat_library import printable
+        from airochat.domain.visible import visible
         from airochat.errors import ExitCode
         from airochat.services import library
 
@@ -71,9 +71,9 @@ def search(
         if as_json:
             typer.echo(json.dumps([vars(h) for h in hits], ensure_ascii=False, indent=1))
         for h in [] if as_json else hits:
-            typer.echo(f"chat {h.chat_id} · exchange {h.turn} · {printable(h.title)}")
+            typer.echo(f"chat {h.chat_id} · exchange {h.turn} · {visible(h.title)}")
             for line in h.lines:
-                typer.echo(f"    {printable(line)}")
+                typer.echo(f"    {visible(line)}")
         if not hits:
             raise typer.Exit(int(ExitCode.ERROR))
 
@@ -90,7 +90,8 @@ def show(
 ) -> None:
     """Print a chat (the branch in force; --branches adds the others)."""
     with errors_to_exit(debug):
-        from airochat.domain.chat_library import printable, to_markdown
+        from airochat.domain.chat_library import to_markdown
+        from airochat.domain.visible import visible
         from airochat.services import library
 
         summary, saved = library.show(library.db_path(), chat_id)
@@ -102,17 +103,17 @@ def show(
             typer.echo(json.dumps(data, ensure_ascii=False, indent=1))
             return
         if markdown:
-            typer.echo(printable(to_markdown(summary, saved)), nl=False)
+            typer.echo(visible(to_markdown(summary, saved)), nl=False)
         else:
-            typer.echo(f"chat {summary.id} · {printable(summary.title)} · {saved.model}")
+            typer.echo(f"chat {summary.id} · {visible(summary.title)} · {saved.model}")
             for turn in saved.turns:
                 typer.echo(
-                    f"\n> {printable(turn.message)}\n{printable(turn.reply_prefix + turn.reply)}"
+                    f"\n> {visible(turn.message)}\n{visible(turn.reply_prefix + turn.reply)}"
                 )
         for i, b in enumerate(others, 1):
             typer.echo(f"\n-- branch {i}, after exchange {b.after} --")
             for message, reply in b.messages:
-                typer.echo(f"\n> {printable(message)}\n{printable(reply)}")
+                typer.echo(f"\n> {visible(message)}\n{visible(reply)}")
 
 
 @chats_app.command("export", cls=Command)

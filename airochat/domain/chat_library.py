@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from airochat.domain.functions import PREAMBLE
 from airochat.domain.rewoo import INTRO
 from airochat.domain.transcript import SavedChat
-from airochat.domain.visible import visible
 from airochat.errors import UsageError
 
 TITLE_CHARS = 80
@@ -126,9 +125,3 @@ def to_markdown(summary: ChatSummary, saved: SavedChat) -> str:
         out += ["", f"## {i}. You", "", turn.message, "", "## Assistant", ""]
         out.append(turn.reply_prefix + turn.reply)
     return "\n".join(out) + "\n"
-
-
-def printable(text: str) -> str:
-    """Text from a kept chat as it may reach a terminal: control characters and bidi
-    controls shown (domain/visible.py), newlines and tabs kept."""
-    return visible(text)
