@@ -7,11 +7,16 @@
    measured costs: `lookup`, `auto`, and an oracle that verifies exactly the drafts that will
    be accepted (the most any policy drafting from the same lookup could gain).
 
-    /work/bin/cpu-exclusive .venv/bin/python benchmarks/spec_replay.py smollm2
+    /work/bin/cpu-exclusive .venv/bin/python benchmarks/spec_replay.py smollm2 [--save F.json]
+    .venv/bin/python benchmarks/spec_replay.py --load F.json   # replay only, no model
+
+`--save` keeps the measured costs, prompts and replies, so a change to the planner can be
+replayed on the same replies in a second, without loading the model.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 import time
@@ -95,36 +100,59 @@ def replay(prompt: list[int], reply: list[int], mode: str, cost: Callable[[int],
             planner.judged(match, 1 if predicted else 0, int(bool(predicted) and kept > 0))
 
 
-def main(model: str) -> None:
+def measure(model: str) -> dict[str, object]:
+    """The batch costs and each scenario's plain prompts and replies on `model`."""
     settings = replace(Settings(), ctx=4096, threads=2)
     ready = open_chat(ChatRequest(LocalEngine(model), settings))
     try:
         costs = batch_costs(ready.engine)
-        print(model, "batch ms:", " ".join(f"{n}:{s * 1000:.1f}" for n, s in costs.items()))
-
-        def cost(n: int) -> float:  # linear between the sizes measured
-            lo = max(s for s in costs if s <= n)
-            hi = min((s for s in costs if s >= n), default=lo)
-            if hi == lo:
-                return costs[lo]
-            return costs[lo] + (costs[hi] - costs[lo]) * (n - lo) / (hi - lo)
-
         sampling = replace(ready.chat.sampling, temperature=0.0, max_tokens=200)
+        plays = {}
         for name in SCENARIOS:
             _, replies, prompts = spec_bench._play(ready.chat, ready.engine, sampling, name, "off")
-            n = sum(len(r) for r in replies)
-            row = []
-            for mode in ("lookup", "auto", "oracle"):
-                planner = DraftPlanner()
-                pairs = zip(prompts, replies, strict=True)
-                runs = [replay(p, r, mode, cost, planner) for p, r in pairs]
-                seconds = sum(r[0] for r in runs)
-                drafted, kept = sum(r[1] for r in runs), sum(r[2] for r in runs)
-                row.append(f"{mode} {n * cost(1) / seconds:.2f}x ({kept}/{drafted} kept)")
-            print(f"{model} {name}: {n} reply tokens · " + " · ".join(row))
+            plays[name] = {"prompts": prompts, "replies": replies}
     finally:
         ready.close()
+    return {"model": model, "costs": {str(n): s for n, s in costs.items()}, "plays": plays}
+
+
+def report(data: dict[str, object]) -> None:
+    model = data["model"]
+    costs = {int(n): float(s) for n, s in data["costs"].items()}  # type: ignore[attr-defined]
+    print(model, "batch ms:", " ".join(f"{n}:{s * 1000:.1f}" for n, s in costs.items()))
+
+    def cost(n: int) -> float:  # linear between the sizes measured
+        lo = max(s for s in costs if s <= n)
+        hi = min((s for s in costs if s >= n), default=lo)
+        if hi == lo:
+            return costs[lo]
+        return costs[lo] + (costs[hi] - costs[lo]) * (n - lo) / (hi - lo)
+
+    for name, play in data["plays"].items():  # type: ignore[attr-defined]
+        prompts, replies = play["prompts"], play["replies"]
+        n = sum(len(r) for r in replies)
+        row = []
+        for mode in ("lookup", "auto", "oracle"):
+            planner = DraftPlanner()
+            pairs = zip(prompts, replies, strict=True)
+            runs = [replay(p, r, mode, cost, planner) for p, r in pairs]
+            seconds = sum(r[0] for r in runs)
+            drafted, kept = sum(r[1] for r in runs), sum(r[2] for r in runs)
+            row.append(f"{mode} {n * cost(1) / seconds:.2f}x ({kept}/{drafted} kept)")
+        print(f"{model} {name}: {n} reply tokens · " + " · ".join(row))
+
+
+def main(args: list[str]) -> None:
+    if args[0] == "--load":
+        with open(args[1]) as f:
+            report(json.load(f))
+        return
+    data = measure(args[0])
+    if args[1:2] == ["--save"]:
+        with open(args[2], "w") as f:
+            json.dump(data, f)
+    report(data)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])

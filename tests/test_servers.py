@@ -339,3 +339,20 @@ def test_a_speculating_server_says_what_it_drafted(tools: Path, loop_gguf: Path)
     out = json.loads(drafted.stdout)
     assert out["text"] == plain["text"] and plain["draft_tokens"] == 0
     assert 0 < out["draft_accepted"] <= out["draft_tokens"], out
+
+
+def test_bench_scenario_runs_llama_server_s_spec_types_in_the_same_run(
+    tools: Path, loop_gguf: Path
+) -> None:
+    """bench --scenario --llama-server: the same prompts through a real llama-server once per
+    --spec-type, each repeated on its server; on a reply that repeats its lines the n-gram
+    types draft and say so from their own timings, and greedy text matches plain decoding."""
+    proc = run_cli("bench", str(loop_gguf), "--scenario", "chat", "--reply-tokens", "40",
+                   "--repeat", "2", "--threads", "1", "--json",
+                   "--llama-server", str(tools / "llama-server"))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["spec_type"]: r for r in json.loads(proc.stdout)[0]["server"]}
+    assert list(rows) == ["none", "ngram-simple", "ngram-map-k", "ngram-mod", "ngram-cache"]
+    assert all(len(r["tps_runs"]) == 2 and r["decode_tps"] > 0 for r in rows.values())
+    assert rows["none"]["drafted"] == 0 and rows["none"]["same_text"]
+    assert 0 < rows["ngram-simple"]["accepted"] <= rows["ngram-simple"]["drafted"]

@@ -291,6 +291,29 @@ def test_bench_scenario_logs_acceptance_runs_and_what_lookup_could_predict(
     assert "kept per batch" in table.stdout and "lookup could" in table.stdout
 
 
+def test_bench_scenario_repeats_each_mode_in_turn_and_reports_the_median(
+    short_loop_gguf: Path,
+) -> None:
+    """--repeat N: every mode played N times (interleaved, so a slow minute on a shared machine
+    touches all modes alike); the speed reported is the median of the N, each run's speed is
+    kept, and the draft counts and text are those every repetition gives (temperature 0)."""
+    proc = run_cli("bench", str(short_loop_gguf), "--scenario", "chat", "--reply-tokens", "30",
+                   "--repeat", "3", "--json", "--threads", "1",
+                   "--llama-server", "/nonexistent")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("(3/3)") == 3  # off, lookup, auto each played a third time
+    for run in json.loads(proc.stdout)[0]["runs"]:
+        speeds = run["tps_runs"]
+        assert len(speeds) == 3 and all(s > 0 for s in speeds), run
+        assert run["decode_tps"] == sorted(speeds)[1]
+    table = run_cli("bench", str(short_loop_gguf), "--scenario", "chat", "--reply-tokens", "30",
+                    "--repeat", "2", "--threads", "1", "--llama-server", "/nonexistent",
+                    env={"COLUMNS": "220"})  # fmt: skip
+    assert "runs' range" in table.stdout, table.stdout
+    bad = run_cli("bench", str(short_loop_gguf), "--scenario", "chat", "--repeat", "0")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
 @pytest.fixture(scope="module")
 def swa_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.swa_model import write_swa_model

@@ -9,7 +9,8 @@ from airochat.errors import UsageError
 
 
 def scenario_rows(results: list[dict[str, Any]]) -> list[list[str]]:
-    """scenario, engine, mode, decode tok/s, speed-up over plain, drafts kept, same text."""
+    """scenario, engine, mode, decode tok/s (the median of the runs), the runs' range, speed-up
+    over plain, drafts kept, kept per batch, what lookup could predict, same text."""
     rows = []
     for res in results:
         runs = res["runs"]
@@ -30,7 +31,9 @@ def _row(scenario: str, engine: str, mode: str, run: dict[str, Any], base: float
     copyable = f"{run['copyable']:.0%}" if "copyable" in run and mode == "off" else ""
     same = "yes" if run["same_text"] else _parted(run.get("divergence") or {})
     speed = f"{tps / base:.2f}x" if base else "-"
-    return [scenario, engine, mode, f"{tps:.1f}", speed, kept, per_batch, copyable, same]
+    each = [float(t) for t in run.get("tps_runs") or []]
+    spread = f"{min(each):.1f}-{max(each):.1f}" if len(each) > 1 else "-"
+    return [scenario, engine, mode, f"{tps:.1f}", spread, speed, kept, per_batch, copyable, same]
 
 
 def _parted(div: dict[str, Any]) -> str:
@@ -40,7 +43,7 @@ def _parted(div: dict[str, Any]) -> str:
 
 
 HEADER = [
-    "scenario", "engine", "mode", "decode tok/s", "vs off", "drafts kept", "kept per batch",
+    "scenario", "engine", "mode", "decode tok/s", "runs' range", "vs off", "drafts kept", "kept per batch",
     "lookup could", "same text",
 ]  # fmt: skip
 

@@ -57,6 +57,16 @@ def bench(
             metavar="NAME",
         ),
     ] = None,
+    repeat: Annotated[
+        int,
+        typer.Option(
+            "--repeat",
+            min=1,
+            max=50,
+            help="--scenario: play each mode N times in turn and report the median speed",
+            metavar="N",
+        ),
+    ] = 3,
 ) -> None:
     """Measure speed on the chat path (decode, prompt, TTFT per turn) against the engine's
     own completion API (bare llama-cpp-python, or llama-server's /completion). The seed is
@@ -82,7 +92,7 @@ def bench(
                 note(line)
             server = opts.where.llama_server or settings.llama_server or None
             if scenario is not None:
-                return _scenarios(ready, scenario, reply_tokens, server, as_json, plot)
+                return _scenarios(ready, scenario, reply_tokens, repeat, server, as_json, plot)
             result = run_bench(
                 ready.chat,
                 turns,
@@ -100,6 +110,7 @@ def _scenarios(
     ready: Any,
     scenario: str,
     reply_tokens: int,
+    repeat: int,
     server: str | None,
     as_json: bool,
     plot: Path | None,
@@ -117,7 +128,9 @@ def _scenarios(
         note("no llama-server found (--llama-server PATH): its --spec-type runs are left out")
     results = [
         r.to_dict()
-        for r in run_scenarios(ready.chat, names, max(reply_tokens, 2), binary, progress=note)
+        for r in run_scenarios(
+            ready.chat, names, max(reply_tokens, 2), binary, progress=note, repeat=repeat
+        )
     ]
     if plot is not None:
         write_scenario_plot(results, plot)

@@ -6,10 +6,16 @@ the text is the same as plain decoding's -- where it is not, the first token tha
 the target's top-2 logit gap there (llama.cpp's batched and single-token logits differ in their
 last bits, so a near-tie may go the other way). With a llama-server binary, the same prompts go
 to llama-server once per `--spec-type`, in the same run, for its own decode speed.
+
+A shared 2-core machine moves single timings by tens of percent, so with `repeat` > 1 the modes
+are played in turn `repeat` times (off, lookup, auto, off, lookup, auto, ...) and each reports the
+median of its decode speeds, with every run's speed beside it (`tps_runs`). The text and the
+draft counts are the same in every repetition (temperature 0); they are taken from the first.
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -46,6 +52,7 @@ class ModeRun:
     same_text: bool = True
     divergence: dict[str, Any] = field(default_factory=dict)
     text: str = ""
+    tps_runs: list[float] = field(default_factory=list)  # each repetition's decode tok/s
 
 
 @dataclass
@@ -65,8 +72,10 @@ def run_scenario(
     reply_tokens: int,
     modes: tuple[str, ...] = MODES,
     progress: Callable[[str], None] = lambda _m: None,
+    repeat: int = 1,
 ) -> tuple[ScenarioResult, list[list[int]]]:
-    """The scenario once per mode; also the prompts the chat built (for llama-server)."""
+    """The scenario once per mode (`repeat` times in turn, medians reported); also the prompts
+    the chat built (for llama-server)."""
     engine = chat.engine
     assert isinstance(engine, LlamaEngine)
     kept = engine.speculator
@@ -76,26 +85,35 @@ def run_scenario(
     plain: list[list[int]] = []
     if kept is not None and kept.mode not in modes:  # draft:MODEL, loaded with the target
         modes = (*modes, kept.mode)
+    runs: dict[str, ModeRun] = {}
     try:
-        for mode in modes:
-            progress(f"{name}: --speculate {mode}")
-            engine.speculator = kept if kept and mode == kept.mode else speculator_for(mode)
+        for rep in range(max(repeat, 1)):
+            for mode in modes:
+                count = f" ({rep + 1}/{repeat})" if repeat > 1 else ""
+                progress(f"{name}: --speculate {mode}{count}")
+                engine.speculator = kept if kept and mode == kept.mode else speculator_for(mode)
+                engine.forget_cache()
+                run, replies, built = _play(chat, engine, sampling, name, mode)
+                if mode in runs:  # the same text and drafts again: only the speed is new
+                    runs[mode].tps_runs.append(run.decode_tps)
+                    continue
+                runs[mode] = run
+                run.tps_runs.append(run.decode_tps)
+                if mode == modes[0]:
+                    plain, prompts = replies, built
+                    result.prompt_tokens = len(built[-1]) if built else 0
+                else:
+                    _compare(engine, run, plain, replies, prompts)
+        if repeat <= 1:  # plain decoding again at the end, averaged with the first: warm-up
+            engine.speculator = None
             engine.forget_cache()
-            run, replies, built = _play(chat, engine, sampling, name, mode)
-            if mode == modes[0]:
-                plain, prompts = replies, built
-                result.prompt_tokens = len(built[-1]) if built else 0
-            else:
-                _compare(engine, run, plain, replies, prompts)
-            result.runs.append(run)
-        # Plain decoding again at the end, averaged with the first: the machine warms up.
-        engine.speculator = None
-        engine.forget_cache()
-        again = _play(chat, engine, sampling, name, "off")[0]
-        first = result.runs[0]
-        first.decode_tps = (first.decode_tps + again.decode_tps) / 2
+            again = _play(chat, engine, sampling, name, "off")[0]
+            runs[modes[0]].tps_runs.append(again.decode_tps)
     finally:
         engine.speculator = kept
+    for run in runs.values():
+        run.decode_tps = statistics.median(run.tps_runs)
+    result.runs = list(runs.values())
     return result, prompts
 
 
@@ -176,18 +194,19 @@ def run_scenarios(
     reply_tokens: int,
     llama_server: str | None = None,
     progress: Callable[[str], None] = lambda _m: None,
+    repeat: int = 1,
 ) -> list[ScenarioResult]:
     """Every scenario in `names`; with a llama-server binary, its --spec-type runs too."""
     out = []
     for name in names:
-        result, prompts = run_scenario(chat, name, reply_tokens, progress=progress)
+        result, prompts = run_scenario(chat, name, reply_tokens, progress=progress, repeat=repeat)
         if llama_server and prompts:
             engine = chat.engine
             assert isinstance(engine, LlamaEngine)
             plain = next(r.text for r in result.runs if r.mode == "off")
             stop = list(chat.template.stop)
             result.server = server_runs(
-                engine, llama_server, prompts, reply_tokens, plain, stop, progress
+                engine, llama_server, prompts, reply_tokens, plain, stop, progress, repeat
             )
         out.append(result)
     return out
@@ -201,8 +220,10 @@ def server_runs(
     plain_text: str,
     stop: list[str],
     progress: Callable[[str], None],
+    repeat: int = 1,
 ) -> list[dict[str, Any]]:
-    """The scenario's prompts through llama-server once per --spec-type, greedy."""
+    """The scenario's prompts through llama-server once per --spec-type, greedy (`repeat`
+    times on the same server, the median speed reported)."""
     from airochat.adapters.server_process import ServerFlags, ServerProcess
     from airochat.adapters.speculative_server import complete, spec_flags
 
@@ -213,18 +234,28 @@ def server_runs(
         process = ServerProcess(binary, flags)
         try:
             process.wait_ready(120.0, progress)
-            runs = [complete(process.url, p, reply_tokens, stop) for p in prompts]
+            reps = [
+                [complete(process.url, p, reply_tokens, stop) for p in prompts]
+                for _ in range(max(repeat, 1))
+            ]
         finally:
             process.stop()
-        decoded = sum(max(r["predicted_n"] - 1, 0) for r in runs)
-        seconds = sum(r["predicted_s"] for r in runs)
+        speeds = [_server_tps(r) for r in reps]
+        runs = reps[0]
         rows.append(
             {
                 "spec_type": spec_type,
-                "decode_tps": decoded / seconds if seconds else 0.0,
+                "decode_tps": statistics.median(speeds),
+                "tps_runs": speeds,
                 "drafted": sum(r["draft_n"] for r in runs),
                 "accepted": sum(r["draft_accepted"] for r in runs),
                 "same_text": "".join(r["content"] for r in runs) == plain_text,
             }
         )
     return rows
+
+
+def _server_tps(runs: list[dict[str, Any]]) -> float:
+    decoded = sum(max(r["predicted_n"] - 1, 0) for r in runs)
+    seconds = sum(r["predicted_s"] for r in runs)
+    return decoded / seconds if seconds else 0.0
