@@ -176,3 +176,43 @@ def test_a_stop_in_the_middle_of_a_drafted_batch_keeps_both_caches_true(
     finally:
         plain.close()
         spec.close()
+
+
+def test_a_stop_while_the_draft_model_reads_a_long_prompt_ends_the_read_mid_chunk(
+    smollm2_gguf: Path,
+) -> None:
+    """The draft model catches up with the chat before its first draft: a 1,400-token prompt
+    is three reads of up to 512 tokens. A stop during the second ends that read inside
+    llama.cpp (the draft's own abort hook), not after the last chunk, and its cache stays a
+    prefix of the chat, so the next reply drafts from a true cache."""
+    import threading
+
+    from airochat.domain.bench_texts import HARBOUR
+    from airochat.domain.events import Done
+
+    spec = LlamaEngine.load(LoadOptions(path=smollm2_gguf, n_ctx=2048, n_threads=2))
+    drafting = LlamaEngine.load(LoadOptions(path=smollm2_gguf, n_ctx=2048, n_threads=2))
+    spec.speculator = DraftSpeculator(drafting, smollm2_gguf.name)
+    try:
+        speculator = spec.speculator
+        assert isinstance(speculator, DraftSpeculator)
+        drafter = speculator.drafter
+        prompt = (spec.tokenize_text(HARBOUR) * 2)[:1400]
+
+        def stop_in_the_second_chunk() -> None:
+            while drafter.read < drafter.n_batch:  # the first chunk is read
+                threading.Event().wait(0.005)
+            spec.request_stop()
+
+        watcher = threading.Thread(target=stop_in_the_second_chunk, daemon=True)
+        watcher.start()
+        sampling = Sampling(temperature=0.0, max_tokens=20)
+        done = next(e for e in spec.generate(prompt, sampling) if isinstance(e, Done))
+        watcher.join(5)
+        assert done.finish_reason == "interrupted", done
+        assert drafter.n_batch <= drafter.read < 2 * drafter.n_batch, drafter.read
+        assert drafter.cached == prompt[: len(drafter.cached)]
+        again = next(e for e in spec.generate(prompt, sampling) if isinstance(e, Done))
+        assert again.finish_reason in ("length", "stop") and again.accepted > 0
+    finally:
+        spec.close()

@@ -46,6 +46,7 @@ class ModelDrafter:
 
     def reset(self, tokens: Sequence[int]) -> None:
         self.tokens = list(tokens)
+        self.engine.clear_stop()  # a new reply: a stop asked during the last one is done
 
     def append(self, token: int) -> None:
         self.tokens.append(token)
@@ -82,14 +83,23 @@ class ModelDrafter:
                 keep = 0
             del self.cached[keep:]
         rest = self.tokens[keep:]
-        for i in range(0, len(rest), self.n_batch):
-            self._decode(rest[i : i + self.n_batch])
+        if len(rest) <= 1:
+            self._decode(rest)
+            return
+        with self.engine.abortable():  # Ctrl-C stops a long read mid-chunk, as the target's
+            for i in range(0, len(rest), self.n_batch):
+                self._decode(rest[i : i + self.n_batch])
 
     def _decode(self, tokens: list[int]) -> None:
         """Read `tokens` at the next positions, logits for the last one only."""
         fill_batch(self._batch, tokens, len(self.cached), every_logit=False)
         rc = self._lib.llama_decode(self.ctx, self._batch)
         if rc != 0:
+            # Stopped (2) or failed: what part of the batch llama.cpp kept is not known.
+            mem = self._lib.llama_get_memory(self.ctx)
+            if not self._lib.llama_memory_seq_rm(mem, 0, len(self.cached), -1):
+                self._lib.llama_memory_clear(mem, True)
+                self.cached.clear()
             raise RuntimeError(f"the draft model's llama_decode returned {rc}")
         self.cached.extend(tokens)
         self.read += len(tokens)
@@ -137,6 +147,9 @@ class DraftSpeculator(LookupSpeculator):
 
     def dropped(self, start: int, end: int) -> None:
         self.drafter.dropped(start, end)
+
+    def request_stop(self) -> None:
+        self.drafter.engine.request_stop()
 
     def close(self) -> None:
         self.drafter.close()

@@ -347,6 +347,21 @@ class LlamaEngine:
     def request_stop(self) -> None:
         """Stop the prompt read or reply as soon as possible (safe in a signal handler)."""
         self._stop_flag.set()
+        if self.speculator is not None:
+            self.speculator.request_stop()  # a draft model reading the chat
+
+    def clear_stop(self) -> None:
+        """A new read begins: an earlier request_stop() no longer applies."""
+        self._stop_flag.clear()
+
+    @contextmanager
+    def abortable(self) -> Iterator[None]:
+        """Within it, a llama_decode of many tokens returns 2 soon after request_stop()."""
+        self._abort_hook(True)
+        try:
+            yield
+        finally:
+            self._abort_hook(False)
 
     def generate(
         self, prompt: Sequence[int], params: Sampling, stop: Sequence[str] = ()

@@ -135,6 +135,10 @@ class LookupSpeculator:
     def dropped(self, start: int, end: int) -> None:
         """The target's cache dropped positions [start, end) and shifted the rest back."""
 
+    def request_stop(self) -> None:
+        """Stop what the speculator reads beyond the target (a draft model catching up with a
+        long prompt); safe in a signal handler."""
+
     def close(self) -> None:
         """Free what the speculator holds beyond the target (a draft model)."""
 
