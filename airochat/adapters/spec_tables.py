@@ -43,8 +43,8 @@ def _parted(div: dict[str, Any]) -> str:
 
 
 HEADER = [
-    "scenario", "engine", "mode", "decode tok/s", "runs' range", "vs off", "drafts kept", "kept per batch",
-    "lookup could", "same text",
+    "scenario", "engine", "mode", "decode tok/s", "runs' range", "vs off", "drafts kept",
+    "kept per batch", "lookup could", "same text",
 ]  # fmt: skip
 
 

@@ -222,26 +222,22 @@ def server_runs(
     progress: Callable[[str], None],
     repeat: int = 1,
 ) -> list[dict[str, Any]]:
-    """The scenario's prompts through llama-server once per --spec-type, greedy (`repeat`
-    times on the same server, the median speed reported)."""
-    from airochat.adapters.server_process import ServerFlags, ServerProcess
-    from airochat.adapters.speculative_server import complete, spec_flags
-
+    """The scenario's prompts through llama-server once per --spec-type, greedy; `repeat`
+    times in turn, each on a fresh server (ngram-mod and ngram-cache keep what they saw across
+    requests: on one server a repetition would draft from the last one's reply), the median
+    speed reported."""
+    reps: dict[str, list[list[dict[str, Any]]]] = {t: [] for t in SERVER_SPEC_TYPES}
+    for rep in range(max(repeat, 1)):
+        for spec_type in SERVER_SPEC_TYPES:
+            count = f" ({rep + 1}/{repeat})" if repeat > 1 else ""
+            progress(f"llama-server --spec-type {spec_type}{count}")
+            reps[spec_type].append(
+                _served(engine, binary, spec_type, prompts, reply_tokens, stop, progress)
+            )
     rows = []
-    for spec_type in SERVER_SPEC_TYPES:
-        progress(f"llama-server --spec-type {spec_type}")
-        flags = ServerFlags(engine.options, extra=spec_flags(spec_type))
-        process = ServerProcess(binary, flags)
-        try:
-            process.wait_ready(120.0, progress)
-            reps = [
-                [complete(process.url, p, reply_tokens, stop) for p in prompts]
-                for _ in range(max(repeat, 1))
-            ]
-        finally:
-            process.stop()
-        speeds = [_server_tps(r) for r in reps]
-        runs = reps[0]
+    for spec_type, done in reps.items():
+        speeds = [_server_tps(r) for r in done]
+        runs = done[0]
         rows.append(
             {
                 "spec_type": spec_type,
@@ -253,6 +249,27 @@ def server_runs(
             }
         )
     return rows
+
+
+def _served(
+    engine: LlamaEngine,
+    binary: str,
+    spec_type: str,
+    prompts: list[list[int]],
+    reply_tokens: int,
+    stop: list[str],
+    progress: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """The prompts through a llama-server started for this one pass."""
+    from airochat.adapters.server_process import ServerFlags, ServerProcess
+    from airochat.adapters.speculative_server import complete, spec_flags
+
+    process = ServerProcess(binary, ServerFlags(engine.options, extra=spec_flags(spec_type)))
+    try:
+        process.wait_ready(120.0, progress)
+        return [complete(process.url, p, reply_tokens, stop) for p in prompts]
+    finally:
+        process.stop()
 
 
 def _server_tps(runs: list[dict[str, Any]]) -> float:
