@@ -339,3 +339,18 @@ def test_replies_past_a_sliding_window_are_the_same_text(swa_gguf: Path, mode: s
     finally:
         plain.close()
         spec.close()
+
+
+def test_auto_is_the_default_and_gives_plain_decoding_s_text(short_loop_gguf: Path) -> None:
+    """`auto` is the default in process (config and CLI); a started llama-server gets no
+    speculation for it (its n-gram types have no back-off), and one for `lookup`."""
+    from airochat.adapters.speculative_server import started_server_flags
+    from airochat.domain.config import Settings
+
+    assert Settings().speculate == "auto"
+    assert started_server_flags("auto") == ("--swa-full",)
+    assert started_server_flags("lookup") == ("--swa-full", "--spec-type", "ngram-simple")
+    args = ("ask", str(short_loop_gguf), "go", "--json", "--max-tokens", "40", "--temperature", "0")
+    default = json.loads(run_cli(*args).stdout)
+    off = json.loads(run_cli(*args, "--speculate", "off").stdout)
+    assert default["text"] == off["text"] and default["completion_tokens"] == 40

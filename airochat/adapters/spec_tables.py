@@ -76,17 +76,28 @@ def write_scenario_plot(results: list[dict[str, Any]], path: Path) -> None:
     rows = scenario_rows(results)
     labels = sorted({f"{r[1]} {r[2]}" for r in rows}, key=lambda s: (s.startswith("llama"), s))
     scenarios = [r["scenario"] for r in results]
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
     width = 0.8 / max(len(labels), 1)
     for i, label in enumerate(labels):
-        values = [
-            next((float(r[3]) for r in rows if r[0] == s and f"{r[1]} {r[2]}" == label), 0.0)
+        found = [
+            next((r for r in rows if r[0] == s and f"{r[1]} {r[2]}" == label), None)
             for s in scenarios
         ]
-        ax.bar([j + i * width for j in range(len(scenarios))], values, width, label=label)
+        values = [float(r[3]) if r else 0.0 for r in found]
+        low, high = zip(*(_range(r, v) for r, v in zip(found, values, strict=True)), strict=True)
+        xs = [j + i * width for j in range(len(scenarios))]
+        ax.bar(xs, values, width, label=label, yerr=[low, high], capsize=2)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(scenarios))], scenarios)
-    ax.set_ylabel("decode tokens/s (temperature 0)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.set_ylabel("decode tokens/s (median; bars: the runs' range)")
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _range(row: list[str] | None, median: float) -> tuple[float, float]:
+    """How far below and above the median the runs went (0, 0 for a single run)."""
+    if row is None or "-" not in row[4]:
+        return 0.0, 0.0
+    low, high = (float(x) for x in row[4].split("-"))
+    return median - low, high - median

@@ -21,8 +21,10 @@ def spec_flags(spec_type: str) -> tuple[str, ...]:
 
 
 def flags_for_mode(mode: str, draft_model: str = "", draft_max: int = 16) -> tuple[str, ...]:
-    """The llama-server flags for a --speculate mode (draft:MODEL: its resolved file)."""
-    if mode in ("lookup", "auto"):
+    """The llama-server flags for a --speculate mode (draft:MODEL: its resolved file). `auto`,
+    the default, asks for none: llama-server's n-gram types have no back-off and measured
+    below its plain decoding on an open chat here (BENCHMARKS.md); `lookup` asks for one."""
+    if mode == "lookup":
         return spec_flags(SERVER_LOOKUP)
     if mode.startswith("draft:") and draft_model:
         return ("--spec-type", "draft-simple", "-md", draft_model,

@@ -87,7 +87,7 @@ SpeculateOpt = Annotated[
     typer.Option(
         "--speculate",
         help="speculative decoding: off, lookup (drafts from the chat's own tokens), auto "
-        "(lookup, backing off when drafts are refused) or draft:MODEL",
+        "(the default: lookup only where drafts pay) or draft:MODEL",
         metavar="MODE",
     ),
 ]
