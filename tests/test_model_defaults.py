@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from airochat.domain.catalog import parse_line
 from airochat.domain.config import Sampling
 from airochat.services.model_defaults import fitted_sampling
@@ -43,3 +45,33 @@ def test_models_lists_the_default_model_installed(smollm2_gguf: Path) -> None:
     proc = run_cli("models", "--json")
     row = next(r for r in json.loads(proc.stdout) if r["alias"] == "smollm2")
     assert row["downloaded"] and row["size"] == smollm2_gguf.stat().st_size
+
+
+def test_an_entry_with_system_none_is_prompted_without_one_unless_the_user_gives_one() -> None:
+    """system=none (the default model's entry): no system block, since chatml's default made
+    SmolLM2's first token a near-tie; --system, config.toml's system or a resumed chat's own
+    still win. Any other value is one clear line."""
+    from airochat.errors import ConfigError
+    from airochat.services.model_defaults import fitted_system
+    from airochat.services.resolve import load_catalog
+
+    entry = parse_line("m pypi:p system=none", "t")
+    assert entry is not None and entry.no_system
+    assert fitted_system(None, entry) == ""
+    assert fitted_system("Be brief.", entry) == "Be brief."
+    plain = parse_line("m pypi:p", "t")
+    assert fitted_system(None, plain) is None and fitted_system(None, None) is None
+    smollm2 = load_catalog().get("smollm2")
+    assert smollm2 is not None and smollm2.no_system
+    with pytest.raises(ConfigError, match="system must be none"):
+        parse_line("m pypi:p system=short", "t")
+
+
+def test_the_default_model_is_prompted_without_a_system_block() -> None:
+    proc = run_cli("ask", "Say hi.", "--print-prompt")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "<|im_start|>user\nSay hi.<|im_end|>\n<|im_start|>assistant\n\n", (
+        proc.stdout
+    )
+    given = run_cli("ask", "Say hi.", "--print-prompt", "--system", "Be brief.")
+    assert given.stdout.startswith("<|im_start|>system\nBe brief.<|im_end|>\n"), given.stdout

@@ -14,7 +14,7 @@ from airochat.errors import ConfigError
 
 _KEYS = {
     "quant", "template", "ctx", "rope", "arch", "format", "engine", "local", "verified",
-    "reply", "temperature",
+    "reply", "temperature", "system",
 }  # fmt: skip
 ENGINES = ("openai",)
 # A user's catalog is a few dozen aliases; `models` shows every one (~1 ms a row in a table).
@@ -39,6 +39,7 @@ class CatalogEntry:
     verified: bool = True
     reply: int = 0  # the longest reply by default (tokens; 0: airochat's max_tokens)
     temperature: float | None = None  # the model's own default (None: airochat's)
+    no_system: bool = False  # system=none: prompted without the template's default system
 
     @property
     def package(self) -> str | None:
@@ -93,6 +94,8 @@ def parse_line(line: str, where: str) -> CatalogEntry | None:
         temperature = float(fields["temperature"]) if "temperature" in fields else None
     except ValueError:
         raise ConfigError(f"{where}: temperature must be a number") from None
+    if fields.get("system", "none") != "none":
+        raise ConfigError(f"{where}: system must be none (a prompt is given with --system)")
     fmt = fields.get("format", "gguf")
     if fmt not in ("gguf", "ggml"):
         raise ConfigError(f"{where}: format must be gguf or ggml")
@@ -113,6 +116,7 @@ def parse_line(line: str, where: str) -> CatalogEntry | None:
         verified=fields.get("verified", "yes") != "no",
         reply=max(reply, 0),
         temperature=temperature,
+        no_system="system" in fields,
     )
 
 

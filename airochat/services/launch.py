@@ -23,7 +23,7 @@ from airochat.services.chat import Chat
 from airochat.services.chat_store import ChatStore
 from airochat.services.engines import Connected, open_engine
 from airochat.services.kept_chat import KeptChat
-from airochat.services.model_defaults import fitted_sampling
+from airochat.services.model_defaults import fitted_sampling, fitted_system
 from airochat.services.resolve import Fetch, load_catalog
 from airochat.services.roleplay import turns_for
 
@@ -110,11 +110,13 @@ def _ready(request: ChatRequest, connected: Connected, held: list[str]) -> Ready
     def templates(name: str) -> Template:
         return loader.make_template(name, texts)
 
+    entry = load_catalog().get(connected.model_name)
+    system = request.system if request.system is not None else (settings.system or None)
     chat = Chat(
         connected.engine,
         templates(connected.template_name),
-        request.system if request.system is not None else (settings.system or None),
-        fitted_sampling(settings.sampling, load_catalog().get(connected.model_name), given),
+        fitted_system(system, entry),
+        fitted_sampling(settings.sampling, entry, given),
         history=settings.history,
         model_name=connected.model_name,
         templates=templates,

@@ -25,3 +25,11 @@ def fitted_sampling(sampling: Sampling, entry: CatalogEntry | None, given: set[s
     if entry.temperature is not None and not keep_temperature:
         changes["temperature"] = entry.temperature
     return replace(sampling, **changes) if changes else sampling  # type: ignore[arg-type]
+
+
+def fitted_system(system: str | None, entry: CatalogEntry | None) -> str | None:
+    """The system prompt: the user's (`system`, from --system or config.toml), else none at
+    all for an entry with system=none, else None (the template's default)."""
+    if system is None and entry is not None and entry.no_system:
+        return ""
+    return system
