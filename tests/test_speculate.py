@@ -17,7 +17,7 @@ from airochat.adapters.llama_engine import LlamaEngine, LoadOptions
 from airochat.adapters.llama_speculative import LookupSpeculator
 from airochat.domain.config import Sampling
 from airochat.domain.events import Done, TextChunk
-from airochat.domain.lookup_draft import DraftLength, LookupDrafter, check_mode
+from airochat.domain.lookup_draft import DraftLength, DraftPlanner, LookupDrafter, check_mode
 from airochat.domain.templates import get_template
 from airochat.services.chat import Chat
 from tests.conftest import run_cli
@@ -95,6 +95,31 @@ def test_draft_length_grows_on_full_acceptance_and_backs_off() -> None:
     for _ in range(3):
         auto.update(4, 0)
     assert auto.next() == 0  # paused after drafts kept being refused
+
+
+def test_the_planner_drafts_long_where_batches_are_cheap_and_not_where_they_are_not() -> None:
+    cheap, dear = DraftPlanner(), DraftPlanner()
+    for n in range(1, 18):
+        cheap.timed(n, 0.010 + 0.002 * (n - 1))
+        dear.timed(n, 0.010 * n)  # a batch costs what its tokens cost one by one
+    for planner in (cheap, dear):
+        for _ in range(20):
+            planner.judged(4, 1, 1)  # the lookup keeps predicting the token the model emits
+    assert cheap.plan(4, 16) >= 12
+    assert dear.plan(4, 16) == 0
+    assert cheap.plan(0, 16) == 0  # no n-gram match: nothing to verify
+
+
+def test_an_untimed_batch_size_is_read_off_the_line_through_the_timed_ones() -> None:
+    planner = DraftPlanner()
+    planner.timed(1, 0.010)
+    assert planner.seconds(3) == pytest.approx(0.014)  # the prior: a fifth of a token each
+    assert planner.plan(4, 8) >= 1  # optimistic enough to try a draft and time it
+    planner.timed(2, 0.016)
+    planner.timed(8, 0.040)
+    assert planner.seconds(5) == pytest.approx(0.028)
+    assert planner.seconds(16) == pytest.approx(0.072)  # past the largest: its slope
+    assert planner.seconds(1) == 0.010
 
 
 def test_mode_check_is_one_line() -> None:

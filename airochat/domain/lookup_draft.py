@@ -127,10 +127,24 @@ class DraftLength:
             self.pause = 16
 
 
-# A batch of n tokens against one token, in decode time, as measured on a 2-core CPU (SmolLM2
-# Q4_1: 1 -> 8.7 ms, 2 -> 18, 4 -> 25, 8 -> 39, 16 -> 59): the prior until this run measures.
-def _prior_ratio(n: int) -> float:
-    return 1.0 if n <= 1 else 1.8 + 0.33 * (n - 1)
+# Before two batch sizes have been timed, each token past the first in a batch is assumed to
+# cost a fifth of a single-token decode. Optimistic on purpose, so `auto` tries a draft and then
+# plans from this machine's own timings: a 2-core EPYC measured 0.72 of one token for the second
+# and 0.46 for each after it (SmolLM2 Q4_1), a 2-core AMX Xeon 0.24 and 0.26, Gemma 270M 0.07
+# and 0.14. The pessimistic prior before (0.8 for the second token, 0.33 after) kept the planner
+# from ever timing the sizes that would have paid.
+PRIOR_SLOPE = 0.2
+
+
+def _through(points: list[tuple[int, float]], n: int) -> float:
+    """The time of a batch of n on the line through the measured sizes nearest to it."""
+    below = [pt for pt in points if pt[0] <= n]
+    above = [pt for pt in points if pt[0] >= n]
+    if below and above:
+        (a, ca), (b, cb) = below[-1], above[0]
+        return ca if a == b else ca + (cb - ca) * (n - a) / (b - a)
+    (a, ca), (b, cb) = points[-2:] if below else points[:2]
+    return ca + max((cb - ca) / (b - a), 0.0) * (n - a)
 
 
 @dataclass
@@ -138,16 +152,17 @@ class DraftPlanner:
     """`auto`'s choice of how many drafted tokens to verify: the k that maximises expected
     tokens per second of decode time, or none when plain decoding is faster.
 
-    The time of a batch of n is measured as the reply goes (a moving average per n; before a
-    size is seen, the single-token time times a prior ratio). The chance that the next draft
-    token is accepted is a moving average per (length of the n-gram match, how many tokens in
-    a row the lookup has predicted): a reply that is copying a stretch of the chat drafts
-    long, one that is not drafts nothing. The lookup's prediction is checked against every
-    token the model emits, drafted or not (`shadow`), so the estimate stays current at no
-    cost while nothing is drafted."""
+    The time of a batch of n is measured as the reply goes (a moving average per n); a size
+    not yet seen is read off the line through the sizes that were (`PRIOR_SLOPE` until two
+    were). The chance that the next draft token is accepted is a moving average per (length
+    of the n-gram match, how many tokens in a row the lookup has predicted): a reply that is
+    copying a stretch of the chat drafts long, one that is not drafts nothing. The lookup's
+    prediction is checked against every token the model emits, drafted or not (`shadow`), so
+    the estimate stays current at no cost while nothing is drafted."""
 
     k_max: int = 16
     alpha: float = 0.3
+    margin: float = 1.05  # a draft must promise this much more speed: timing noise
     cost: dict[int, float] = field(default_factory=dict)  # seconds per decode of n tokens
     p: dict[tuple[int, int], float] = field(default_factory=dict)
     streak: int = 0  # emitted tokens in a row that the lookup predicted
@@ -155,11 +170,15 @@ class DraftPlanner:
     def seconds(self, n: int) -> float:
         if n in self.cost:
             return self.cost[n]
+        batches = sorted((m, c) for m, c in self.cost.items() if m >= 2)
+        if len(batches) >= 2:
+            return _through(batches, n)
         one = self.cost.get(1)
-        if one is None:
-            m, c = next(iter(self.cost.items()), (1, 1.0))
-            one = c / _prior_ratio(m)
-        return one * _prior_ratio(n)
+        if batches:
+            m, c = batches[0]
+            step = (one if one is not None else c / (1 + PRIOR_SLOPE * (m - 1))) * PRIOR_SLOPE
+            return max(c + step * (n - m), one or 0.0)
+        return (one if one is not None else 1.0) * (1 + PRIOR_SLOPE * (n - 1))
 
     def _key(self, match: int) -> tuple[int, int]:
         return (min(match, 4), min(self.streak, 4))
@@ -169,13 +188,13 @@ class DraftPlanner:
         if match <= 0 or available <= 0:
             return 0
         p = self.p.get(self._key(match), 0.5)
-        best_k, best = 0, 1.0 / self.seconds(1)
+        best_k, best = 0, 0.0
         for k in range(1, min(available, self.k_max) + 1):
             expected = (1 - p ** (k + 1)) / (1 - p)
             rate = expected / self.seconds(k + 1)
-            if rate > best * 1.15:  # a margin: noise and optimism should not tip it
+            if rate > best:
                 best_k, best = k, rate
-        return best_k
+        return best_k if best > self.margin / self.seconds(1) else 0
 
     def timed(self, n: int, seconds: float) -> None:
         old = self.cost.get(n)
