@@ -1,6 +1,7 @@
 """A llama-server airochat starts leaves nothing behind (issue 22 item 14): not its log when it
 ends well, and not itself when airochat is killed outright, even if it ignores SIGTERM. The
-server here is a script standing in for one: it never answers, so airochat waits for it."""
+server here is a script standing in for one: it never answers, so airochat waits for it. And
+it is started with the in-process engine's settings (flash attention off on a CPU)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from airochat.adapters.server_process import ServerFlags
+from airochat.domain.load_options import LoadOptions
 from tests.conftest import popen_cli, run_cli
 
 
@@ -83,3 +86,12 @@ def test_the_log_of_a_server_that_ended_well_is_removed(tiny_gguf: Path, tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "Hi there."
     assert not list((cache / "airochat" / "llama-server").glob("*.log"))
+
+
+def test_a_cpu_only_server_decodes_without_flash_attention_as_in_process() -> None:
+    cpu = ServerFlags(LoadOptions(Path("m.gguf"), n_ctx=4096, n_threads=2)).argv("srv", 8080)
+    assert cpu[cpu.index("--flash-attn") + 1] == "off"
+    gpu = ServerFlags(LoadOptions(Path("m.gguf"), 4096, 2, n_gpu_layers=20)).argv("srv", 8080)
+    assert "--flash-attn" not in gpu  # the server's own choice where layers are offloaded
+    q8 = ServerFlags(LoadOptions(Path("m.gguf"), 4096, 2, kv_type="q8_0")).argv("srv", 8080)
+    assert q8[q8.index("--flash-attn") + 1] == "on"  # a quantized V cache needs it
