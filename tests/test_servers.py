@@ -356,3 +356,6 @@ def test_bench_scenario_runs_llama_server_s_spec_types_in_the_same_run(
     assert all(len(r["tps_runs"]) == 2 and r["decode_tps"] > 0 for r in rows.values())
     assert rows["none"]["drafted"] == 0 and rows["none"]["same_text"]
     assert 0 < rows["ngram-simple"]["accepted"] <= rows["ngram-simple"]["drafted"]
+    # what prompt lookup could predict of each server row's own text (here: a reply that
+    # repeats its lines), beside the same figure for airochat's rows
+    assert all(r["copyable"] > 0.3 for r in rows.values()), rows

@@ -33,8 +33,8 @@ def flags_for_mode(mode: str, draft_model: str = "", draft_max: int = 16) -> tup
 
 
 def complete(url: str, prompt: Sequence[int], n: int, stop: Sequence[str] = ()) -> dict[str, Any]:
-    """One greedy /completion of `prompt` (token ids), nothing cached: what it said and the
-    server's own timings."""
+    """One greedy /completion of `prompt` (token ids), nothing cached: what it said (text and
+    tokens) and the server's own timings."""
     body = {
         "prompt": list(prompt),
         "n_predict": n,
@@ -42,6 +42,7 @@ def complete(url: str, prompt: Sequence[int], n: int, stop: Sequence[str] = ()) 
         "cache_prompt": False,
         "stop": list(stop),
         "id_slot": 0,
+        "return_tokens": True,
     }
     response = httpx.post(f"{url}/completion", json=body, timeout=600.0)
     response.raise_for_status()
@@ -49,6 +50,7 @@ def complete(url: str, prompt: Sequence[int], n: int, stop: Sequence[str] = ()) 
     timings = data.get("timings") or {}
     return {
         "content": str(data.get("content", "")),
+        "tokens": [int(t) for t in data.get("tokens") or []],
         "predicted_n": int(timings.get("predicted_n", 0)),
         "predicted_s": float(timings.get("predicted_ms", 0.0)) / 1000,
         "draft_n": int(timings.get("draft_n", 0)),

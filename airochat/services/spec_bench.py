@@ -238,6 +238,8 @@ def server_runs(
     for spec_type, done in reps.items():
         speeds = [_server_tps(r) for r in done]
         runs = done[0]
+        generated = sum(len(r["tokens"]) for r in runs)
+        hits = sum(lookup_hits(p, r["tokens"]) for p, r in zip(prompts, runs, strict=True))
         rows.append(
             {
                 "spec_type": spec_type,
@@ -246,6 +248,7 @@ def server_runs(
                 "drafted": sum(r["draft_n"] for r in runs),
                 "accepted": sum(r["draft_accepted"] for r in runs),
                 "same_text": "".join(r["content"] for r in runs) == plain_text,
+                "copyable": hits / generated if generated else 0.0,  # of its own text
             }
         )
     return rows
