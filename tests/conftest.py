@@ -36,6 +36,18 @@ def session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _SESSION_CACHE or tmp_path_factory.mktemp("xdg-cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Config and data for what runs outside a test's own dirs: module- and session-scoped
+    fixtures start before `isolated_dirs` (an attack reply's chats were kept in the
+    developer's own library)."""
+    root = tmp_path_factory.mktemp("xdg")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CONFIG_HOME", str(root / "config"))
+        patch.setenv("XDG_DATA_HOME", str(root / "data"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, session_cache: Path) -> Path:
     """Config and data go to this test's tmp dir, so no test reads the developer's files."""
