@@ -69,6 +69,8 @@ def test_every_ask_is_kept_listed_newest_first_and_private(
     table = run_cli("chats")
     assert table.returncode == 0
     assert "second chat about ferns" in table.stdout.splitlines()[1]
+    assert run_cli("chats", "list").stdout == table.stdout  # the command users type too
+    assert run_cli("chats", "list", "--json").stdout == run_cli("chats", "--json").stdout
 
 
 def test_continue_reads_only_the_new_turn_and_search_finds_it(

@@ -32,8 +32,17 @@ def _when(t: float) -> str:
 @chats_app.callback()
 def list_chats(ctx: typer.Context, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
     """List the kept chats, newest first: id, last used, exchanges, model, title."""
-    if ctx.invoked_subcommand is not None:
-        return
+    if ctx.invoked_subcommand is None:
+        _list(as_json, debug)
+
+
+@chats_app.command("list", cls=Command)
+def list_command(as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """The same list as `airochat chats`: id, last used, exchanges, model, title."""
+    _list(as_json, debug)
+
+
+def _list(as_json: bool, debug: bool) -> None:
     with errors_to_exit(debug):
         from airochat.domain.visible import visible
         from airochat.services import library
