@@ -14,6 +14,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from airochat.adapters.speculative_server import complete
 from tests import lying_server as lies
 from tests.conftest import popen_cli, run_cli
 from tests.lying_server import Banner, LyingServer
@@ -256,3 +257,15 @@ def test_what_a_speculating_server_says_it_drafted_is_reported(
     out = json.loads(proc.stdout)
     assert out["text"] == "Hi there."
     assert (out["draft_tokens"], out["draft_accepted"]) == reported
+
+
+@pytest.mark.parametrize("tokens", ["z9", ["z"], [1, None], {"a": 1}, None])
+def test_bench_s_completion_takes_no_token_ids_from_a_server_that_lies_about_them(
+    tokens: object,
+) -> None:
+    """bench --scenario reads llama-server's /completion tokens to say what lookup could
+    predict of its text; ids that are not ids count as none, never as a traceback."""
+    reply = {"content": "Yes.", "tokens": tokens, "timings": {"predicted_n": 2}}
+    with LyingServer({"/completion": lies.answer(reply)}) as server:
+        got = complete(server.url, [1, 2, 3], 8)
+    assert got["content"] == "Yes." and got["tokens"] == [] and got["predicted_n"] == 2

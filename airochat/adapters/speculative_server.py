@@ -50,7 +50,7 @@ def complete(url: str, prompt: Sequence[int], n: int, stop: Sequence[str] = ()) 
     timings = data.get("timings") or {}
     return {
         "content": str(data.get("content", "")),
-        "tokens": [int(t) for t in data.get("tokens") or []],
+        "tokens": _token_ids(data.get("tokens")),
         "predicted_n": int(timings.get("predicted_n", 0)),
         "predicted_s": float(timings.get("predicted_ms", 0.0)) / 1000,
         "draft_n": int(timings.get("draft_n", 0)),
@@ -64,3 +64,11 @@ def started_server_flags(mode: str, draft_model: str = "") -> tuple[str, ...]:
     every previous reply; no effect on other models) and its speculation for the mode
     (draft:MODEL: `draft_model`, the draft's file)."""
     return ("--swa-full", *flags_for_mode(mode, draft_model))
+
+
+def _token_ids(value: object) -> list[int]:
+    """/completion's `tokens`, if it is a list of ids (a server of another version or a lying
+    one may send anything there; then none, and lookup could predicts 0% of them)."""
+    if isinstance(value, list) and all(isinstance(t, int) for t in value):
+        return value
+    return []
