@@ -120,6 +120,10 @@ def test_an_untimed_batch_size_is_read_off_the_line_through_the_timed_ones() -> 
     assert planner.seconds(5) == pytest.approx(0.028)
     assert planner.seconds(16) == pytest.approx(0.072)  # past the largest: its slope
     assert planner.seconds(1) == 0.010
+    still = DraftPlanner()
+    still.timed(1, 0.0)  # a clock that did not move
+    still.timed(2, 0.0)
+    assert still.plan(4, 8) >= 0
 
 
 def test_mode_check_is_one_line() -> None:

@@ -197,6 +197,7 @@ class DraftPlanner:
         return best_k if best > self.margin / self.seconds(1) else 0
 
     def timed(self, n: int, seconds: float) -> None:
+        seconds = max(seconds, 1e-6)  # a clock that did not move must not divide by zero
         old = self.cost.get(n)
         self.cost[n] = seconds if old is None else old + self.alpha * (seconds - old)
 
